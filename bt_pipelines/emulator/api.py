@@ -23,7 +23,7 @@ from .store import KINDS, NotFound, Store
 LOGS3_PAYLOAD_MAX_BYTES = 6 * 1024 * 1024
 EMULATOR_VERSION = "bt_pipelines-emulator/0.1"
 _OBJECT_ROUTE = re.compile(r"^/v1/(project|experiment|dataset)(?:/([^/]+))?$")
-_ROW_ROUTE = re.compile(r"^/v1/(project_logs|experiment|dataset)/([^/]+)/(insert|fetch)$")
+_ROW_ROUTE = re.compile(r"^/v1/(project_logs|experiment|dataset)/([^/]+)/(insert|fetch|summarize)$")
 _SOURCE_OF_ROW = (("experiment_id", "experiment"), ("dataset_id", "dataset"), ("project_id", "project_logs"))
 
 
@@ -123,6 +123,7 @@ class EmulatorApp:
         fixed = {
             ("POST", "/api/apikey/login"): self.login,
             ("POST", "/api/ai_secret/get"): lambda r: json_response([]),
+            ("POST", "/api/base_experiment/get_id"): self.base_experiment,
             ("GET", "/version"): self.version,
             ("POST", "/btql"): self.btql,
             ("POST", "/logs3"): self.logs3,
@@ -140,6 +141,8 @@ class EmulatorApp:
                 return self.insert, (source, object_id)
             if action == "fetch" and method in ("GET", "POST"):
                 return self.fetch, (source, object_id)
+            if action == "summarize" and method == "GET" and source != "project_logs":
+                return self.summarize, (source, object_id)
         if m := _OBJECT_ROUTE.match(path):
             kind, object_id = m.groups()
             if object_id is None:
@@ -272,6 +275,23 @@ class EmulatorApp:
         result = self._run(query, body.get("version") or body.get("max_xact_id"))
         payload = b'{"events":[' + b",".join(result.rows) + b'],"cursor":' + orjson.dumps(result.cursor) + b"}"
         return Response(200, payload)
+
+    def summarize(self, request: Request, source: str, object_id: str) -> Response:
+        """What `experiment.summarize()` / `dataset.summarize()` read, and nothing more (the SDK is strict)."""
+        if self.store.get_object(source, object_id) is None:
+            raise ApiError(404, f"no {source} with id {object_id!r}")
+        if source == "dataset":
+            return json_response({"data_summary": {"total_records": self.store.count_rows(source, object_id)}})
+        scores = {name: {"name": name, "score": value, "diff": None, "improvements": None, "regressions": None}
+                  for name, value in self.store.score_averages(source, object_id).items()}
+        return json_response({"comparison_experiment_name": None, "scores": scores, "metrics": {}})
+
+    def base_experiment(self, request: Request) -> Response:
+        experiment = self.store.get_object("experiment", str(request.json().get("id")))
+        base = experiment and experiment.get("base_exp_id") and self.store.get_object("experiment", experiment["base_exp_id"])
+        if not base:
+            raise ApiError(400, "this experiment has no base experiment")
+        return json_response({"base_exp_id": base["id"], "base_exp_name": base["name"]})
 
     # -- queries ----------------------------------------------------------------------------
     def btql(self, request: Request) -> Response:

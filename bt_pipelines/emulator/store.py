@@ -294,3 +294,15 @@ class Store:
             f"SELECT data FROM rows t WHERE obj = ? AND id = ? AND {LIVE.format(a='t')}", (obj, row_id)
         ).fetchone()
         return orjson.loads(row[0]) if row else None
+
+    def count_rows(self, source: str, object_id: str) -> int:
+        with self.lock:
+            return self.db.execute(f"SELECT count(*) FROM rows t WHERE obj = ? AND {LIVE.format(a='t')}",
+                                   (object_key(source, object_id),)).fetchone()[0]
+
+    def score_averages(self, source: str, object_id: str) -> dict[str, float]:
+        with self.lock:
+            return dict(self.db.execute(
+                "SELECT s.key, avg(s.value) FROM rows t, json_each(t.data, '$.scores') s "
+                f"WHERE t.obj = ? AND {LIVE.format(a='t')} AND s.type IN ('integer', 'real') "
+                "GROUP BY s.key ORDER BY s.key", (object_key(source, object_id),)).fetchall())

@@ -9,6 +9,7 @@ cached per snapshot: paging through a summary builds it once.
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -86,7 +87,6 @@ class SummaryCache:
         self.store = store
         self.size = size
         self.tables: OrderedDict[tuple[Any, ...], str] = OrderedDict()
-        self.counter = 0
 
     def table(self, objs: list[str], as_of: str | None, preview_length: int | None,
               spans: _Relation, params: dict[str, Any]) -> str:
@@ -97,8 +97,7 @@ class SummaryCache:
         if key in self.tables:
             self.tables.move_to_end(key)
             return self.tables[key]
-        self.counter += 1
-        name = f"temp.summary_{self.counter}"
+        name = f"temp.summary_{uuid.uuid4().hex}"
         db = self.store.db
         db.execute(f"CREATE TABLE {name} AS SELECT * FROM rows WHERE 0")
         db.executemany(f"INSERT INTO {name} VALUES (?, ?, ?, ?, ?, ?, 1, 0, 1, ?)",

@@ -279,7 +279,7 @@ class _Parser:
             else:
                 raise QueryError(f"{call.name}() takes object ids as string literals")
         query.object_ids = tuple(ids)
-        if self.tok.kind == "ident" and not self.peek().is_op(":"):
+        if self.tok.kind == "ident" and not self.peek().is_op(":") and str(self.tok.value).lower() != "cursor":
             query.shape = str(self.advance().value).lower()
 
 
