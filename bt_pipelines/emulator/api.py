@@ -288,7 +288,8 @@ class EmulatorApp:
 
     def base_experiment(self, request: Request) -> Response:
         experiment = self.store.get_object("experiment", str(request.json().get("id")))
-        base = experiment and experiment.get("base_exp_id") and self.store.get_object("experiment", experiment["base_exp_id"])
+        base_id = (experiment or {}).get("base_exp_id")
+        base = self.store.get_object("experiment", base_id) if base_id else None
         if not base:
             raise ApiError(400, "this experiment has no base experiment")
         return json_response({"base_exp_id": base["id"], "base_exp_name": base["name"]})

@@ -32,8 +32,8 @@ def pagination_key(first_xact: int, sequence: int) -> str:
 
 def format_ts(micros: int) -> str:
     """ISO-8601 UTC with milliseconds and `Z`, as the real service writes `created`."""
-    dt = datetime.fromtimestamp(micros // 1_000_000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (micros % 1_000_000 // 1000)
+    tm = time.gmtime(micros // 1_000_000)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (*tm[:6], micros % 1_000_000 // 1000)
 
 
 def parse_ts(value: str) -> int:

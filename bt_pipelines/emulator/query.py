@@ -166,7 +166,8 @@ class QueryRunner:
         sql += f" LIMIT {limit}"
         rows = []
         for record in self.store.db.execute(sql, c.params):
-            out = {item.alias: _convert(value, compiled) for (item, compiled), value in zip(outputs, record, strict=True)}
+            pairs = zip(outputs, record, strict=True)
+            out = {item.alias: _convert(value, compiled) for (item, compiled), value in pairs}
             rows.append(orjson.dumps(out, option=_DUMP))
         return Result(rows, None, [i.alias for i, _ in outputs])
 

@@ -174,8 +174,9 @@ def _seed_experiments(store: Store, plan: _Plan, rng: random.Random, pid: str, f
         events = []
         for i in range(12):
             for row in _trace(rng, day + 60 + i * 30, i):
-                row["span_attributes"]["type"] = "eval" if row["span_parents"] is None else row["span_attributes"]["type"]
-                row["expected"] = {"answer": rng.choice(_ANSWERS).format(n=i)} if row["span_parents"] is None else None
+                if row["span_parents"] is None:
+                    row["span_attributes"]["type"] = "eval"
+                    row["expected"] = {"answer": rng.choice(_ANSWERS).format(n=i)}
                 events.append(("experiment", experiment["id"], row))
         plan.add(day + 60, events)
         roots = [e for e in events if e[2]["span_parents"] is None]
@@ -194,21 +195,60 @@ def seed_bulk(store: Store, *, spans: int, days: int = 7, project: str = BULK_PR
     """`spans` rows of realistic ~1.5 KB spans spread evenly over `days` days up to now."""
     rng = random.Random(seed)
     now = time.time() if now is None else now
-    pid = store.create_object("project", project, fields={"id": str(uuid.UUID(int=rng.getrandbits(128), version=4))})["id"]
+    pid = store.create_object("project", project, fields={"id": _uuid(rng)})["id"]
     store.bulk_insert(object_key("project_logs", pid), _bulk_rows(rng, pid, store.org_id, spans, days, now))
     return pid
 
 
+def _template(fields: dict[str, Any]) -> str:
+    """A span serialized once with sorted keys; `%(name)s` marks where each row's values go."""
+    text = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode().replace("%", "%%")
+    for name in _VARIABLE:  # a whole value gets JSON from the row; inside a string, plain text
+        spec = ".3f" if name in ("start", "end") else "s"
+        text = text.replace(f'"@{name}@"', f"%({name}){spec}").replace(f"@{name}@", f"%({name}){spec}")
+    return text
+
+
+_VARIABLE = ("pk", "xact", "created", "id", "n", "day", "is_root", "model", "user", "start", "end",
+             "prompt", "completion", "total", "root_span_id", "scores", "span_id", "span_parents", "tags")
+_KINDS = ("task", "llm", "tool", "llm", "score")
+
+
+def _bulk_templates(pid: str, org_id: str) -> list[str]:
+    system = "You are a helpful, concise support agent for an online shop. " * 3
+    templates = []
+    for position, kind in enumerate(_KINDS):
+        templates.append(_template({
+            "_async_scoring_state": None, "_pagination_key": "@pk@", "_xact_id": "@xact@",
+            "audit_data": [{"_xact_id": "@xact@", "audit_data": {"action": "upsert"}, "metadata": {},
+                            "source": "api"}],
+            "classifications": None, "comments": None, "context": None, "created": "@created@",
+            "error": None, "expected": None, "facets": None, "id": "@id@",
+            "input": [{"role": "system", "content": system},
+                      {"role": "user", "content": "Where is my order @n@? It was due on day @day@."}],
+            "is_root": "@is_root@", "log_id": "g",
+            "metadata": {"model": "@model@", "user_id": "@user@", "channel": "web"},
+            "metrics": {"start": "@start@", "end": "@end@", "prompt_tokens": "@prompt@",
+                        "completion_tokens": "@completion@", "total_tokens": "@total@"},
+            "org_id": org_id, "origin": None,
+            "output": {"answer": "Your order @n@ left our warehouse and arrives within two working days."},
+            "project_id": pid, "root_span_id": "@root_span_id@", "scores": "@scores@",
+            "span_attributes": {"name": f"{kind}_{position}", "type": kind},
+            "span_id": "@span_id@", "span_parents": "@span_parents@", "tags": "@tags@",
+        }))
+    return templates
+
+
 def _bulk_rows(rng: random.Random, pid: str, org_id: str, spans: int, days: int,
                now: float) -> Iterator[tuple[str, str, str, int, str, int, bytes]]:
+    templates = _bulk_templates(pid, org_id)
     start = now - days * 86400
     step = (now - 60 - start) / max(spans, 1)
-    system = "You are a helpful, concise support agent for an online shop. " * 3
-    sort_keys = orjson.OPT_SORT_KEYS
     seq = MAX_ROWS_PER_XACT
     xact = 0
     root_span = root_id = ""
     base_bits = rng.getrandbits(64)
+    prefix = "%08x-%04x-4" % (base_bits >> 32, (base_bits >> 16) & 0xFFFF)
     for i in range(spans):
         t = start + i * step
         if seq >= 1000:  # one write (one _xact_id) per thousand rows, as a steady logger would
@@ -217,30 +257,21 @@ def _bulk_rows(rng: random.Random, pid: str, org_id: str, spans: int, days: int,
         position = i % _SPANS_PER_TRACE
         span_id = "%016x" % ((base_bits + i) & 0xFFFFFFFFFFFFFFFF)
         if position == 0:
-            root_span, root_id = span_id, "%032x" % ((base_bits << 64) + i)
+            root_span, root_id = span_id, "%016x%016x" % (base_bits, i)
         micros = int(t * 1e6)
-        row_id = str(uuid.UUID(int=(base_bits << 64) | i, version=4))
+        row_id = "%s%03x-8%03x-%012x" % (prefix, (i >> 60) & 0xFFF, (i >> 48) & 0xFFF, i & 0xFFFFFFFFFFFF)
         xact_text = str(xact)
         pk = pagination_key(xact, seq)
         seq += 1
-        kind = ("task", "llm", "tool", "llm", "score")[position]
-        row = {
-            "_async_scoring_state": None, "_pagination_key": pk, "_xact_id": xact_text,
-            "audit_data": [{"_xact_id": xact_text, "audit_data": {"action": "upsert"}, "metadata": {}, "source": "api"}],
-            "classifications": None, "comments": None, "context": None, "created": format_ts(micros),
-            "error": None, "expected": None, "facets": None, "id": row_id,
-            "input": [{"role": "system", "content": system},
-                      {"role": "user", "content": f"Where is my order {i}? It was due on day {i % 28 + 1}."}],
-            "is_root": position == 0, "log_id": "g",
-            "metadata": {"model": _MODELS[i % 3], "user_id": f"user-{i % 997}", "channel": "web"},
-            "metrics": {"start": round(t, 6), "end": round(t + 0.5, 6), "prompt_tokens": 200 + i % 700,
-                        "completion_tokens": 20 + i % 300, "total_tokens": 220 + i % 1000},
-            "org_id": org_id, "origin": None,
-            "output": {"answer": f"Your order {i} left our warehouse and arrives within two working days."},
-            "project_id": pid, "root_span_id": root_id,
-            "scores": {"helpfulness": (i % 100) / 100, "resolved": float(i % 3 > 0)} if kind in ("task", "score") else None,
-            "span_attributes": {"name": f"{kind}_{position}", "type": kind},
-            "span_id": span_id, "span_parents": None if position == 0 else [root_span],
-            "tags": ["bulk"] if position == 0 else None,
+        scores = ('{"helpfulness":%s,"resolved":%s}' % ((i % 100) / 100, float(i % 3 > 0))
+                  if position in (0, 4) else "null")
+        data = templates[position] % {
+            "pk": f'"{pk}"', "xact": f'"{xact_text}"', "created": f'"{format_ts(micros)}"', "id": f'"{row_id}"',
+            "n": i, "day": i % 28 + 1, "is_root": "true" if position == 0 else "false",
+            "model": f'"{_MODELS[i % 3]}"', "user": f'"user-{i % 997}"', "start": t,
+            "end": t + 0.5, "prompt": 200 + i % 700, "completion": 20 + i % 300,
+            "total": 220 + i % 1000, "root_span_id": f'"{root_id}"', "scores": scores, "span_id": f'"{span_id}"',
+            "span_parents": "null" if position == 0 else f'["{root_span}"]',
+            "tags": '["bulk"]' if position == 0 else "null",
         }
-        yield (row_id, xact_text, pk, micros, root_id, int(position == 0), orjson.dumps(row, option=sort_keys))
+        yield (row_id, xact_text, pk, micros, root_id, int(position == 0), data.encode())

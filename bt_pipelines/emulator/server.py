@@ -19,8 +19,8 @@ import httpx
 import orjson
 
 from .api import ApiError, EmulatorApp, Request, Response
-from .faults import Decision, Faults
 from .btql import QueryError, parse_query
+from .faults import Decision, Faults
 from .seed import seed_bulk, seed_demo
 from .store import Store
 
@@ -190,7 +190,7 @@ def start_emulator(*, host: str = "127.0.0.1", port: int = 0, db: str = ":memory
     server = _Server((host, port), app)
     bound_host, bound_port = server.server_address[:2]
     app.url = f"http://{bound_host}:{bound_port}"
-    threading.Thread(target=server.serve_forever, name="bt-emulator", daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), name="bt-emulator", daemon=True).start()
     return RunningEmulator(app.url, api_key, app, server)
 
 

@@ -174,7 +174,7 @@ class Compiler:
                 raise QueryError(f"{name}() is only allowed in measures or with GROUP BY")
             if len(args) != 1:
                 raise QueryError(f"{name}() takes one argument")
-            if name == "count" and (isinstance(args[0], Star) or isinstance(args[0], Literal)):
+            if name == "count" and isinstance(args[0], Star | Literal):
                 return Sql("COUNT(*)", "val")
             inner = self.compile(args[0], allow_aggregates=False)
             kind = inner.kind if name in ("min", "max") else "val"

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from .ast import QueryError
 
-KEYWORDS = frozenset(
-    """and or not is null in includes like ilike true false interval as asc desc
-    select from where group by order limit""".split()
-)
+KEYWORDS = frozenset({
+    "and", "or", "not", "is", "null", "in", "includes", "like", "ilike", "true", "false", "interval",
+    "as", "asc", "desc", "select", "from", "where", "group", "by", "order", "limit",
+})
 
 _TOKEN = re.compile(
     r"""

@@ -1,0 +1,36 @@
+# Everything a fresh clone needs, from python3 + bash + make alone.
+SHELL := bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: demo test lint ui emulator clean
+.DEFAULT_GOAL := demo
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --extra test --quiet
+	touch $@
+
+## demo: emulator with seeded data -> export into ./lake through Dagster -> summary
+demo: .venv/.synced
+	.venv/bin/python -m bt_pipelines.demo
+
+## test: lint, validate the Dagster definitions, run the whole test suite
+test: .venv/.synced lint
+	.venv/bin/python -m pytest
+
+lint: .venv/.synced
+	.venv/bin/ruff check bt_pipelines bt_pipelines_tests benchmarks
+
+## emulator: a seeded Braintrust emulator on http://127.0.0.1:8000
+emulator: .venv/.synced
+	.venv/bin/bt-pipelines emulator --seed demo
+
+clean:
+	rm -rf .venv .tools .cache lake .dagster_home
