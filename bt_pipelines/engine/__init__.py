@@ -1,0 +1,1 @@
+"""The sync engine between source and sink: plain Python, testable without Dagster."""

@@ -1,0 +1,219 @@
+"""Storage backends for the lake: a local folder, S3 (or any S3-compatible store), GCS.
+
+All keys are relative to the destination root and built by `layout`, never from raw names.
+Writes of a single object are atomic on every backend (a rename locally, a PUT remotely),
+which is what the manifest commit relies on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ..source.errors import ConfigError
+
+
+class StorageError(Exception):
+    """The lake's storage refused or failed an operation; the message says what to check."""
+
+
+class Storage(ABC):
+    url: str
+
+    def uri(self, key: str) -> str:
+        return f"{self.url.rstrip('/')}/{key}"
+
+    @abstractmethod
+    def put_file(self, local: Path, key: str) -> None:
+        """Store a finished local file under `key` (the local file may be moved)."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Keys of every object under `prefix/`."""
+
+    @abstractmethod
+    def delete(self, keys: Iterable[str]) -> None: ...
+
+    def spool_dir(self) -> Path:
+        """Where files are written before `put_file`."""
+        return Path(tempfile.mkdtemp(prefix="bt-pipelines-"))
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().absolute()
+        self.url = str(self.root)
+
+    def uri(self, key: str) -> str:
+        return str(self.root / key)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise StorageError(f"refusing to touch {key!r}: outside the lake at {self.root}")
+        return path
+
+    def spool_dir(self) -> Path:
+        # On the lake's own file system, so finished files move into place with a rename.
+        base = self._path("_bt_pipelines/tmp")
+        base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=base))
+
+    def put_file(self, local: Path, key: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(local, target)
+        except OSError:  # another file system: copy, then rename into place
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.copyfile(local, partial)
+            os.replace(partial, target)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        with open(partial, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+
+class S3Storage(Storage):
+    """S3 through a boto3 client (from dagster-aws `S3Resource.get_client()`)."""
+
+    def __init__(self, bucket: str, prefix: str, client: Any):
+        from boto3.s3.transfer import TransferConfig
+
+        self.bucket, self.prefix, self.client = bucket, prefix.strip("/"), client
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.transfer = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=32 * 1024 * 1024)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_file(self, local: Path, key: str) -> None:
+        self.client.upload_file(str(local), self.bucket, self._key(key), Config=self.transfer)
+        local.unlink(missing_ok=True)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix).rstrip("/") + "/"
+        keys = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            keys += [obj["Key"] for obj in page.get("Contents", [])]
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(k[strip:] for k in keys)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        keys = [self._key(k) for k in keys]
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": k} for k in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+
+
+class GCSStorage(Storage):
+    """GCS through a google-cloud-storage client (from dagster-gcp `GCSResource.get_client()`)."""
+
+    def __init__(self, bucket: str, prefix: str, client: Any):
+        self.bucket_name, self.prefix, self.client = bucket, prefix.strip("/"), client
+        self.bucket = client.bucket(bucket)
+        self.url = f"gs://{bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_file(self, local: Path, key: str) -> None:
+        self.bucket.blob(self._key(key)).upload_from_filename(str(local))
+        local.unlink(missing_ok=True)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.bucket.blob(self._key(key)).upload_from_string(data)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self.bucket.blob(self._key(key)).download_as_bytes()
+        except NotFound:
+            return None
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix).rstrip("/") + "/"
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(b.name[strip:] for b in self.client.list_blobs(self.bucket_name, prefix=full))
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.bucket.blob(self._key(key)).delete()
+
+
+def parse_destination(destination: str) -> tuple[str, str, str]:
+    """`(scheme, bucket or path, prefix)`: s3://b/p, gs://b/p, file:///p or a plain path."""
+    if not destination or not destination.strip():
+        raise ConfigError("destination is empty: set it to a folder, s3://bucket/prefix or gs://bucket/prefix "
+                          "(or the BT_PIPELINES_DESTINATION environment variable)")
+    parsed = urlparse(destination)
+    if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and destination[1:3] in (":\\", ":/")):
+        path = parsed.path if parsed.scheme == "file" else destination
+        return "file", path, ""
+    if parsed.scheme in ("s3", "gs"):
+        if not parsed.netloc:
+            raise ConfigError(f"destination {destination!r} has no bucket: write {parsed.scheme}://<bucket>/<prefix>")
+        return parsed.scheme, parsed.netloc, parsed.path.strip("/")
+    raise ConfigError(f"destination {destination!r} has an unknown scheme {parsed.scheme!r}: use a local path, "
+                      "file://, s3:// or gs://")
+
+
+def open_storage(destination: str, *, s3_client: Any = None, gcs_client: Any = None) -> Storage:
+    scheme, where, prefix = parse_destination(destination)
+    if scheme == "file":
+        return LocalStorage(where)
+    if scheme == "s3":
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3")
+        return S3Storage(where, prefix, s3_client)
+    if gcs_client is None:
+        from google.cloud import storage as gcs
+
+        gcs_client = gcs.Client()
+    return GCSStorage(where, prefix, gcs_client)

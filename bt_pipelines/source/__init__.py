@@ -1,0 +1,1 @@
+"""The source side: talking to Braintrust (HTTP client, query building, object catalog)."""

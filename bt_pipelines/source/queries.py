@@ -1,0 +1,36 @@
+"""BTQL text for the queries the exporter runs. Values are quoted here and nowhere else."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..timefmt import iso_ms
+
+
+def quote(value: str) -> str:
+    """A BTQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def source(kind: str, object_id: str, shape: str = "spans") -> str:
+    return f"{kind}({quote(object_id)}) {shape}"
+
+
+def created_range(start: datetime, end: datetime) -> str:
+    return f"created >= {quote(iso_ms(start))} AND created < {quote(iso_ms(end))}"
+
+
+def page(kind: str, object_id: str, *, where: str, after: str | None, limit: int, shape: str = "spans") -> str:
+    """One keyset page: rows after `after` in `_pagination_key` order."""
+    condition = where if after is None else f"({where}) AND _pagination_key > {quote(after)}"
+    return (f"select: * | from: {source(kind, object_id, shape)} | filter: {condition} "
+            f"| sort: _pagination_key asc | limit: {limit}")
+
+
+def watermark(kind: str, object_id: str) -> str:
+    """The newest `_xact_id` of an object: every later read is pinned to it."""
+    return f"measures: max(_xact_id) as watermark | from: {source(kind, object_id)}"
+
+
+def count(kind: str, object_id: str, where: str, shape: str = "spans") -> str:
+    return f"measures: count(1) as n | from: {source(kind, object_id, shape)} | filter: {where}"

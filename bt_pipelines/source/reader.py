@@ -1,0 +1,127 @@
+"""Read one consistent snapshot of rows: pin a watermark, then keyset pages in the background.
+
+Every page is pinned to the same `version` (the object's newest `_xact_id` when the read
+starts), so a busy project cannot shift rows between pages. Pages come in `_pagination_key`
+order with the caller's filter; the next page is fetched while the caller works on this one.
+A 500/504 is read as "page too heavy": the same page is asked again with half the LIMIT
+(1000 -> 500 -> ... -> 25), then the size grows back. The read ends on an empty page only
+(a short page may be a cut-short answer, and keyset resumes safely from its last row).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from . import queries
+from .client import BodyError, BraintrustClient, HeavyPage
+from .errors import RetriesExhausted
+
+MAX_PAGE = 1000
+MIN_PAGE = 25
+
+
+@dataclass
+class ReadStats:
+    pages: int = 0
+    rows: int = 0
+    heavy_pages: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+    limits: list[int] = field(default_factory=list)
+
+
+def _jsonl_rows(response: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        return [orjson.loads(line) for line in response.content.splitlines() if line]
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(f"a page of rows was cut short ({exc})") from exc
+
+
+def read_watermark(client: BraintrustClient, kind: str, object_id: str) -> str | None:
+    rows = client.btql(queries.watermark(kind, object_id))["data"]
+    return rows[0]["watermark"] if rows else None
+
+
+class PageReader:
+    """Iterate pages (lists of row dicts) of `kind(object_id)` rows matching `where`."""
+
+    def __init__(self, client: BraintrustClient, kind: str, object_id: str, where: str, *, version: str | None,
+                 shape: str = "spans", page_size: int = MAX_PAGE, prefetch: int = 2):
+        self.client = client
+        self.kind, self.object_id, self.where, self.shape = kind, object_id, where, shape
+        self.version = version
+        self.page_size = max(MIN_PAGE, min(page_size, MAX_PAGE))
+        self.prefetch = prefetch
+        self.stats = ReadStats()
+
+    def fetch(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+        query = queries.page(self.kind, self.object_id, where=self.where, after=after, limit=limit, shape=self.shape)
+        return self.client.btql(query, fmt="jsonl", version=self.version, parse=_jsonl_rows, heavy_is_error=True)
+
+    def pages(self) -> Iterator[list[dict[str, Any]]]:
+        """Pages in order; fetching runs ahead on a thread, at most `prefetch` pages."""
+        started = time.perf_counter()
+        inbox: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        worker = threading.Thread(target=self._fetch_all, args=(inbox, stop), name="bt-page-reader", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, item = inbox.get()
+                if kind == "error":
+                    raise item
+                if kind == "end":
+                    return
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a worker waiting to hand over a page
+                try:
+                    inbox.get_nowait()
+                except queue.Empty:
+                    worker.join(0.05)
+            self.stats.seconds += time.perf_counter() - started
+
+    def _fetch_all(self, inbox: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:
+        def hand(kind: str, item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    inbox.put((kind, item), timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            after: str | None = None
+            limit = self.page_size
+            while not stop.is_set():
+                try:
+                    rows = self.fetch(after, limit)
+                except HeavyPage as heavy:
+                    self.stats.heavy_pages += 1
+                    if limit <= MIN_PAGE:
+                        raise RetriesExhausted(
+                            f"Braintrust answered {heavy.status} even for pages of {MIN_PAGE} rows") from heavy
+                    limit = max(MIN_PAGE, limit // 2)
+                    continue
+                self.stats.pages += 1
+                self.stats.limits.append(limit)
+                if not rows:
+                    hand("end", None)
+                    return
+                self.stats.rows += len(rows)
+                after = rows[-1]["_pagination_key"]
+                limit = min(self.page_size, limit * 2)
+                if not hand("page", rows):
+                    return
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            hand("error", exc)
