@@ -1,0 +1,1 @@
+"""The thin Dagster layer: config, resources, assets, the YAML component."""

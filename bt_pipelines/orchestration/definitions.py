@@ -1,0 +1,31 @@
+"""Build Dagster Definitions from an ExportConfig: the plain-Python entry point for code users.
+
+    from bt_pipelines import ExportConfig, build_definitions
+    defs = build_definitions(ExportConfig(destination="s3://lake/braintrust", projects=[...]))
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from dagster_gcp import GCSResource
+
+from .assets import BraintrustTranslator, build_project_logs_asset
+from .config import ExportConfig
+from .resources import BraintrustResource, LakeResource
+
+
+def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "braintrust": BraintrustResource(api_url=config.api_url, api_key=dg.EnvVar(config.api_key_env),
+                                         org_name=config.org_name),
+        "lake": LakeResource(destination=config.destination,
+                             s3=S3Resource(endpoint_url=config.s3_endpoint_url, region_name=config.s3_region),
+                             gcs=GCSResource(project=config.gcs_project)),
+    }
+
+
+def build_definitions(config: ExportConfig, translator: BraintrustTranslator | None = None) -> dg.Definitions:
+    config = config.with_environment()
+    assets = [build_project_logs_asset(config, project, translator) for project in config.projects]
+    return dg.Definitions(assets=assets, resources=build_resources(config))
