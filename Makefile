@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: demo test lint ui emulator clean
+.PHONY: demo test lint ui emulator bench clean
 .DEFAULT_GOAL := demo
 
 $(UV):
@@ -21,12 +21,17 @@ $(UV):
 demo: .venv/.synced
 	.venv/bin/python -m bt_pipelines.demo
 
-## test: lint, validate the Dagster definitions, run the whole test suite
+## test: lint, validate the Dagster definitions (as a user's CI would), run the whole test suite
 test: .venv/.synced lint
+	DAGSTER_HOME=$(CURDIR) .venv/bin/dg check defs
 	.venv/bin/python -m pytest
 
 lint: .venv/.synced
 	.venv/bin/ruff check bt_pipelines bt_pipelines_tests benchmarks
+
+## ui: the Dagster UI on the same config, against a seeded emulator (Ctrl-C stops)
+ui: .venv/.synced
+	.venv/bin/python -m bt_pipelines.demo --ui
 
 ## emulator: a seeded Braintrust emulator on http://127.0.0.1:8000
 emulator: .venv/.synced

@@ -145,12 +145,12 @@ def _export_range(client: BraintrustClient, storage: Storage, target: ExportTarg
                     on_progress(_progress(reader, result, client, started, rows))
             result.pages += reader.stats.pages
             result.heavy_pages += reader.stats.heavy_pages
+        # Store every day's files first, then commit: a storage failure leaves no day half-done.
+        files_of = {day: (writers[day.isoformat()].close() if day.isoformat() in writers else []) for day in days}
         partitions = []
         query = queries.page(target.source_kind, target.object_id, where=where, after=None,
                              limit=options.page_size, shape=target.shape)
-        for day in days:
-            writer = writers.get(day.isoformat())
-            files = writer.close() if writer else []
+        for day, files in files_of.items():
             path = target.partition(day)
             manifest = Manifest(
                 table=target.table, partition=dict(path.keys), format=options.format, watermark=result.watermark,
@@ -158,14 +158,24 @@ def _export_range(client: BraintrustClient, storage: Storage, target: ExportTarg
                 source={"kind": target.source_kind, "id": target.object_id, "name": target.object_name,
                         "shape": target.shape, "filter": target.filter})
             removed = commit(storage, path, manifest)
+            writers.pop(day.isoformat(), None)  # committed: its files are the lake's now
             partitions.append(PartitionResult(day, path, manifest, storage.uri(path.folder), removed))
         return partitions
     except BaseException:
-        for writer in writers.values():
-            writer.abort()
+        _discard_uncommitted(storage, writers)
         raise
     finally:
         shutil.rmtree(spool, ignore_errors=True)
+
+
+def _discard_uncommitted(storage: Storage, writers: dict[str, PartitionWriter]) -> None:
+    """A clean failure leaves the lake as it was: drop files stored but never committed."""
+    for writer in writers.values():
+        writer.abort()
+        try:
+            storage.delete([f.key for f in writer.files])
+        except Exception:  # the original error matters more; the next commit removes leftovers
+            log.warning("could not remove uncommitted files of %s", writer.partition.folder, exc_info=True)
 
 
 def _latest_per_id(page: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

@@ -11,7 +11,8 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -67,11 +68,24 @@ class LocalStorage(Storage):
 
     def spool_dir(self) -> Path:
         # On the lake's own file system, so finished files move into place with a rename.
-        base = self._path("_bt_pipelines/tmp")
-        base.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=base))
+        with self._errors("write", "_bt_pipelines/tmp"):
+            base = self._path("_bt_pipelines/tmp")
+            base.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=base))
+
+    @contextmanager
+    def _errors(self, action: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise StorageError(f"could not {action} {self.uri(key)}: {exc.strerror or exc}; check that the "
+                               "destination folder exists and is writable") from None
 
     def put_file(self, local: Path, key: str) -> None:
+        with self._errors("write", key):
+            self._move(local, key)
+
+    def _move(self, local: Path, key: str) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -83,13 +97,14 @@ class LocalStorage(Storage):
 
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
-        with open(partial, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, target)
+        with self._errors("write", key):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, target)
 
     def get_bytes(self, key: str) -> bytes | None:
         try:
@@ -121,24 +136,45 @@ class S3Storage(Storage):
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @contextmanager
+    def _errors(self, action: str, key: str) -> Iterator[None]:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            reason = f"{error.get('Code')}: {error.get('Message')}"
+        except (BotoCoreError, S3UploadFailedError) as exc:
+            reason = str(exc).rpartition("An error occurred ")[2] or str(exc)
+        else:
+            return
+        raise StorageError(f"S3 could not {action} {self.uri(key)}: {reason}; check that the bucket exists, the "
+                           "endpoint, and that the credentials may write to it")
+
     def put_file(self, local: Path, key: str) -> None:
-        self.client.upload_file(str(local), self.bucket, self._key(key), Config=self.transfer)
+        with self._errors("write", key):
+            self.client.upload_file(str(local), self.bucket, self._key(key), Config=self.transfer)
         local.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with self._errors("write", key):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get_bytes(self, key: str) -> bytes | None:
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            return None
+        with self._errors("read", key):
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            except self.client.exceptions.NoSuchKey:
+                return None
 
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix).rstrip("/") + "/"
         keys = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
-            keys += [obj["Key"] for obj in page.get("Contents", [])]
+        with self._errors("list", prefix):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                keys += [obj["Key"] for obj in page.get("Contents", [])]
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted(k[strip:] for k in keys)
 
@@ -146,7 +182,8 @@ class S3Storage(Storage):
         keys = [self._key(k) for k in keys]
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": k} for k in keys[start : start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            with self._errors("delete", chunk[0]["Key"]):
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
 
 
 class GCSStorage(Storage):
@@ -160,29 +197,47 @@ class GCSStorage(Storage):
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @contextmanager
+    def _errors(self, action: str, key: str) -> Iterator[None]:
+        from google.api_core.exceptions import GoogleAPIError
+        from google.auth.exceptions import GoogleAuthError
+
+        try:
+            yield
+        except (GoogleAPIError, GoogleAuthError) as exc:
+            raise StorageError(f"GCS could not {action} {self.uri(key)}: {exc}; check that the bucket exists "
+                               "and the credentials may write to it") from None
+
     def put_file(self, local: Path, key: str) -> None:
-        self.bucket.blob(self._key(key)).upload_from_filename(str(local))
+        with self._errors("write", key):
+            self.bucket.blob(self._key(key)).upload_from_filename(str(local))
         local.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.bucket.blob(self._key(key)).upload_from_string(data)
+        with self._errors("write", key):
+            self.bucket.blob(self._key(key)).upload_from_string(data)
 
     def get_bytes(self, key: str) -> bytes | None:
         from google.api_core.exceptions import NotFound
 
-        try:
-            return self.bucket.blob(self._key(key)).download_as_bytes()
-        except NotFound:
-            return None
+        with self._errors("read", key):
+            try:
+                return self.bucket.blob(self._key(key)).download_as_bytes()
+            except NotFound:
+                return None
 
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix).rstrip("/") + "/"
         strip = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(b.name[strip:] for b in self.client.list_blobs(self.bucket_name, prefix=full))
+        with self._errors("list", prefix):
+            return sorted(b.name[strip:] for b in self.client.list_blobs(self.bucket_name, prefix=full))
 
     def delete(self, keys: Iterable[str]) -> None:
+        from google.api_core.exceptions import NotFound
+
         for key in keys:
-            self.bucket.blob(self._key(key)).delete()
+            with self._errors("delete", key), suppress(NotFound):
+                self.bucket.blob(self._key(key)).delete()
 
 
 def parse_destination(destination: str) -> tuple[str, str, str]:

@@ -46,8 +46,20 @@ def _jsonl_rows(response: httpx.Response) -> list[dict[str, Any]]:
 
 
 def read_watermark(client: BraintrustClient, kind: str, object_id: str) -> str | None:
-    rows = client.btql(queries.watermark(kind, object_id))["data"]
-    return rows[0]["watermark"] if rows else None
+    """The object's newest `_xact_id`, the version every page of a read is pinned to.
+
+    `max(_xact_id)` only sees live rows, so a delete newer than the newest live write would
+    be missed; the answer's `freshness_state.last_processed_xact_id` (when the service sends
+    it; its name on the real service is UNCONFIRMED) covers deletes too, so the larger wins.
+    """
+    answer = client.btql(queries.watermark(kind, object_id))
+    rows = answer.get("data") or []
+    found = [rows[0].get("watermark")] if rows else []
+    freshness = answer.get("freshness_state")
+    if isinstance(freshness, dict):
+        found.append(freshness.get("last_processed_xact_id"))
+    found = [str(x) for x in found if x]
+    return max(found, key=int) if found else None
 
 
 class PageReader:

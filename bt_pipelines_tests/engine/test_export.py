@@ -1,0 +1,187 @@
+"""Exporting project logs: the lake equals the source, day by day, on every backend and format."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from bt_pipelines.emulator import emulator
+from bt_pipelines.engine.sync import ExportOptions, ExportTarget, export_days
+from bt_pipelines.sink.layout import slugify
+from bt_pipelines.sink.manifest import read_manifest
+from bt_pipelines.sink.schema import PROJECT_LOGS
+from bt_pipelines.sink.storage import StorageError, open_storage
+from bt_pipelines.source.catalog import resolve_projects
+from bt_pipelines.source.client import BraintrustClient, RetryPolicy
+from bt_pipelines.source.errors import AuthError, NotFoundError
+from bt_pipelines.source.reader import PageReader
+
+from ..lakeview import assert_folder_is_manifest, lake_pairs, source_pairs
+
+DAYS = 4
+TODAY = datetime.now(UTC).date()
+ALL_DAYS = [TODAY - timedelta(days=i) for i in reversed(range(DAYS))]
+
+
+@pytest.fixture(scope="module")
+def bt():
+    with emulator(seed="demo", days=DAYS) as running:
+        yield running
+
+
+def client_for(bt, **kwargs) -> BraintrustClient:
+    return BraintrustClient(bt.url, bt.api_key, retry=RetryPolicy(base_delay=0.01, max_delay=0.05),
+                            sleep=lambda s: None, **kwargs)
+
+
+def target_for(bt, name: str = "checkout-assistant", **kwargs) -> ExportTarget:
+    with client_for(bt) as client:
+        project = resolve_projects(client, [name])[name]
+    return ExportTarget("project_logs", PROJECT_LOGS, "project_logs", project.id, project.name,
+                        (("project", slugify(project.name)),), **kwargs)
+
+
+def export(bt, lake_storage, days=ALL_DAYS, target=None, **options):
+    with client_for(bt) as client:
+        return export_days(client, lake_storage, target or target_for(bt), days, ExportOptions(**options))
+
+
+def assert_lake_equals_source(bt, storage, target, days=ALL_DAYS):
+    for day in days:
+        path = target.partition(day)
+        assert lake_pairs(storage, path) == source_pairs(bt, target.object_id, day), day
+        assert_folder_is_manifest(storage, path)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_every_day_in_the_lake_equals_the_source(bt, lake, fmt):
+    target = target_for(bt)
+    result = export(bt, lake.storage, target=target, format=fmt)
+    assert [p.day for p in result.partitions] == ALL_DAYS
+    assert result.rows_written > 300
+    assert_lake_equals_source(bt, lake.reopen(), target)
+    manifest = read_manifest(lake.storage, target.partition(ALL_DAYS[0]))
+    assert manifest.format == fmt and manifest.watermark == result.watermark
+    assert all(f.key.endswith(".parquet" if fmt == "parquet" else ".jsonl.gz") for f in manifest.files)
+
+
+def test_rematerializing_gives_the_same_rows_and_no_extra_files(bt, local_lake):
+    target = target_for(bt)
+    export(bt, local_lake.storage, target=target)
+    first = {d: lake_pairs(local_lake.storage, target.partition(d)) for d in ALL_DAYS}
+    second_result = export(bt, local_lake.storage, target=target)
+    assert {d: lake_pairs(local_lake.storage, target.partition(d)) for d in ALL_DAYS} == first
+    assert all(p.removed for p in second_result.partitions if p.manifest.rows)  # the old files went
+    assert_lake_equals_source(bt, local_lake.storage, target)
+
+
+def test_rows_logged_later_are_picked_up_by_the_next_materialization(bt, local_lake):
+    target = target_for(bt, "Support Bot EU")
+    export(bt, local_lake.storage, target=target)
+    bt.store.write([("project_logs", target.object_id, {"id": f"late-{i}", "input": i}) for i in range(5)])
+    existing = next(iter(source_pairs(bt, target.object_id, TODAY)))[0]
+    bt.store.write([("project_logs", target.object_id, {"id": existing, "_is_merge": True, "scores": {"late": 1}})])
+    export(bt, local_lake.storage, days=[TODAY], target=target)
+    pairs = lake_pairs(local_lake.storage, target.partition(TODAY))
+    assert {f"late-{i}" for i in range(5)} <= {i for i, _ in pairs}
+    assert_lake_equals_source(bt, local_lake.storage, target, [TODAY])
+
+
+def test_one_ranged_run_and_one_run_per_day_give_the_same_lake(bt, lake_factory):
+    target = target_for(bt)
+    ranged, daily = lake_factory("local"), lake_factory("local")
+    export(bt, ranged.storage, target=target)
+    for day in ALL_DAYS:
+        export(bt, daily.storage, days=[day], target=target)
+    for day in ALL_DAYS:
+        assert lake_pairs(ranged.storage, target.partition(day)) == lake_pairs(daily.storage, target.partition(day))
+
+
+@pytest.mark.parametrize("faults", [
+    {"rate_limit_every": 3, "retry_after": "0"},
+    {"heavy_limit_above": 30},
+    {"reset_every": 4},
+    {"truncate_every": 3},
+    {"seed": 3, "rate_limit_share": 0.2, "reset_share": 0.1, "truncate_share": 0.1, "heavy_limit_above": 40,
+     "retry_after": "0"},
+], ids=["429-bursts", "500-on-big-pages", "reset-mid-page", "truncated-body", "mixed"])
+def test_faults_still_end_with_exact_partitions(bt, local_lake, faults):
+    target = target_for(bt)
+    bt.set_faults(**faults)
+    try:
+        result = export(bt, local_lake.storage, target=target, page_size=50)  # many pages, many faults
+    finally:
+        bt.clear_faults()
+    assert result.retries > 0 or result.heavy_pages > 0
+    assert_lake_equals_source(bt, local_lake.storage, target)
+
+
+def test_heavy_pages_shrink_the_limit_then_grow_back(bt, local_lake):
+    pid = target_for(bt).object_id
+    total = bt.client().post("/btql", json={"query": f"measures: count(1) as n | from: project_logs('{pid}')"})
+    bt.set_faults(heavy_limit_above=100)
+    try:
+        with client_for(bt) as client:
+            reader = PageReader(client, "project_logs", pid, "created >= '2000-01-01'", version=None)
+            rows = sum(len(p) for p in reader.pages())
+    finally:
+        bt.clear_faults()
+    assert rows == total.json()["data"][0]["n"]
+    assert reader.stats.heavy_pages >= 4  # 1000, 500, 250, 125 refused; then 62 rows a page
+    assert reader.stats.limits[0] == 62 and max(reader.stats.limits) <= 100
+
+
+def test_an_unknown_project_lists_the_closest_names(bt):
+    with client_for(bt) as client, pytest.raises(NotFoundError, match="closest existing: 'checkout-assistant'"):
+        resolve_projects(client, ["checkout-asistant"])
+
+
+def test_projects_resolve_by_id_exact_name_or_unique_case_insensitive_name(bt):
+    with client_for(bt) as client:
+        by_name = resolve_projects(client, ["Support Bot EU", "support bot eu"])
+        project = by_name["Support Bot EU"]
+        assert by_name["support bot eu"] == project
+        assert resolve_projects(client, [project.id])[project.id] == project
+
+
+def test_a_bad_key_fails_once_and_leaves_the_lake_untouched(bt, local_lake):
+    target = target_for(bt)
+    export(bt, local_lake.storage, target=target)
+    before = {k: local_lake.storage.get_bytes(k) for k in local_lake.storage.list("project_logs")}
+    bad = BraintrustClient(bt.url, "sk-not-the-key", sleep=lambda s: None)
+    with pytest.raises(AuthError) as raised:
+        export_days(bad, local_lake.storage, target, ALL_DAYS)
+    assert bad.stats.requests == 1  # no retry storm
+    assert "sk-not-the-key" not in str(raised.value) and "sk-not-the-key" not in repr(bad)
+    assert {k: local_lake.storage.get_bytes(k) for k in local_lake.storage.list("project_logs")} == before
+
+
+def test_a_missing_bucket_is_a_clear_error(bt, s3_endpoint):
+    from ..servers import s3_client
+
+    storage = open_storage("s3://no-such-bucket-here/x", s3_client=s3_client(s3_endpoint))
+    with pytest.raises(StorageError, match="NoSuchBucket.*check that the bucket exists") as raised:
+        export(bt, storage)
+    assert "/tmp/" not in str(raised.value)  # the message names the lake's object, not a spool file
+
+
+def test_an_unwritable_destination_fails_cleanly_and_keeps_committed_partitions(bt, local_lake):
+    target = target_for(bt)
+    export(bt, local_lake.storage, days=ALL_DAYS[:-1], target=target)
+    before = {k: local_lake.storage.get_bytes(k) for k in local_lake.storage.list("project_logs")}
+    blocker = local_lake.storage.root / target.partition(ALL_DAYS[-1]).folder
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the partition's folder must go")
+    with pytest.raises(StorageError, match="could not write"):
+        export(bt, local_lake.storage, target=target)
+    after = {k: local_lake.storage.get_bytes(k) for k in local_lake.storage.list("project_logs")}
+    assert after == {**before, target.partition(ALL_DAYS[-1]).folder: b"a file where the partition's folder must go"}
+
+
+def test_an_empty_day_gets_an_empty_manifest(bt, local_lake):
+    target = target_for(bt)
+    long_ago = date(2020, 1, 1)
+    result = export(bt, local_lake.storage, days=[long_ago], target=target)
+    assert result.partitions[0].manifest.rows == 0
+    assert read_manifest(local_lake.storage, target.partition(long_ago)).files == []

@@ -1,0 +1,59 @@
+"""Read a lake back for assertions: what the manifests say, and what the folders hold."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections import Counter
+from datetime import date
+
+import orjson
+import pyarrow.parquet as pq
+
+from bt_pipelines.emulator import RunningEmulator
+from bt_pipelines.sink.layout import PartitionPath
+from bt_pipelines.sink.manifest import read_manifest
+from bt_pipelines.sink.storage import Storage
+
+
+def read_rows(storage: Storage, key: str) -> list[dict]:
+    data = storage.get_bytes(key)
+    assert data is not None, key
+    if key.endswith(".parquet"):
+        return pq.read_table(io.BytesIO(data)).to_pylist()
+    return [orjson.loads(line) for line in gzip.decompress(data).splitlines()]
+
+
+def partition_rows(storage: Storage, path: PartitionPath) -> list[dict]:
+    """Every row of every data file in the partition's folder (manifest or not)."""
+    return [row for key in storage.list(path.folder) for row in read_rows(storage, key)]
+
+
+def lake_pairs(storage: Storage, path: PartitionPath) -> Counter:
+    """(id, _xact_id) of every row in the folder, counted: a duplicate shows as a count of 2."""
+    return Counter((r["id"], str(r["_xact_id"])) for r in partition_rows(storage, path))
+
+
+def assert_folder_is_manifest(storage: Storage, path: PartitionPath) -> None:
+    """The folder holds exactly the files the manifest lists: no orphans, no missing files."""
+    manifest = read_manifest(storage, path)
+    assert manifest is not None, f"no manifest for {path.folder}"
+    assert sorted(storage.list(path.folder)) == sorted(f.key for f in manifest.files)
+    assert manifest.rows == sum(len(read_rows(storage, f.key)) for f in manifest.files)
+
+
+def source_pairs(bt: RunningEmulator, project_id: str, day: date) -> Counter:
+    """(id, _xact_id) of the source's rows created on `day`, walked by keyset."""
+    pairs: Counter = Counter()
+    last = None
+    with bt.client() as client:
+        while True:
+            keyset = f" AND _pagination_key > '{last}'" if last else ""
+            query = (f"select: id, _xact_id, _pagination_key | from: project_logs('{project_id}') | filter: "
+                     f"created >= '{day}' AND created < '{date.fromordinal(day.toordinal() + 1)}'{keyset} "
+                     "| sort: _pagination_key asc | limit: 1000")
+            rows = client.post("/btql", json={"query": query}).json()["data"]
+            if not rows:
+                return pairs
+            pairs.update((r["id"], r["_xact_id"]) for r in rows)
+            last = rows[-1]["_pagination_key"]
