@@ -28,6 +28,7 @@ class Faults:
     reset_share: float = 0.0
     truncate_every: int = 0
     truncate_share: float = 0.0
+    redirect_every: int = 0  # answer with a 303 to a one-time URL, as the real service does for big answers
     max_faults: int = 0  # stop injecting after this many (0: no cap)
 
     @classmethod
@@ -72,6 +73,7 @@ class Decision:
     retry_after: str | None = None
     reset: bool = False  # send part of the answer, then reset the connection
     truncate: bool = False  # send a well-framed answer whose body is cut short
+    redirect: bool = False  # park the answer at a one-time URL and answer 303
     latency_s: float = 0.0
 
 
@@ -107,6 +109,8 @@ class FaultInjector:
                 decision = Decision(reset=True, latency_s=latency)
             elif _hit(n, f.truncate_every, draws[2], f.truncate_share):
                 decision = Decision(truncate=True, latency_s=latency)
+            elif _hit(n, f.redirect_every, 1.0, 0.0):
+                decision = Decision(redirect=True, latency_s=latency)
             if decision != Decision(latency_s=latency):
                 self.injected += 1
             return decision

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import secrets
 import socket
 import struct
 import threading
@@ -26,6 +27,7 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 _GZIP_MIN_BYTES = 1024
+_BLOB_PREFIX = "/blobs/"
 DEFAULT_API_KEY = "sk-emulator-local-key"
 
 
@@ -61,6 +63,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         app = self.server.app
         url = urlsplit(self.path)
+        if url.path.startswith(_BLOB_PREFIX):
+            self._read_body()
+            return self._send(self.server.take_blob(url.path, self.headers), Decision())
         request = Request(self.command, url.path, parse_qs(url.query),
                           {k.lower(): v for k, v in self.headers.items()}, self._read_body())
         decision = app.faults.decide(url.path, _requested_limit(request))
@@ -83,6 +88,8 @@ class _Handler(BaseHTTPRequestHandler):
                 log.exception("emulator failed on %s %s", self.command, url.path)
                 response = _error(500, f"internal error: {type(exc).__name__}: {exc}")
         app.stats.record(url.path, response.status, rows)
+        if decision.redirect and response.status == 200:
+            response = self.server.park_blob(response)
         self._send(response, decision)
 
     def _send(self, response: Response, decision: Decision) -> None:
@@ -141,6 +148,22 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: EmulatorApp):
         super().__init__(address, _Handler)
         self.app = app
+        self.blobs: dict[str, Response] = {}
+        self.blob_lock = threading.Lock()
+
+    def park_blob(self, response: Response) -> Response:
+        """Keep an answer at a one-time URL, like a signed object-store URL, and point there."""
+        token = secrets.token_urlsafe(16)
+        with self.blob_lock:
+            self.blobs[token] = response
+        return Response(303, b"", "text/plain", {"Location": f"{self.app.url}{_BLOB_PREFIX}{token}"})
+
+    def take_blob(self, path: str, headers: Any) -> Response:
+        if headers.get("authorization"):  # signed URLs refuse extra credentials, as S3 does
+            return _error(400, "a signed URL request must not carry an Authorization header")
+        with self.blob_lock:
+            found = self.blobs.pop(path.removeprefix(_BLOB_PREFIX), None)
+        return found or _error(404, "no such blob (blob URLs work once)")
 
 
 @dataclass

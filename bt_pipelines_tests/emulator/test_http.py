@@ -197,3 +197,15 @@ def test_login_without_a_body_or_content_length_works(bt):
         auth = f"Authorization: Bearer {bt.api_key}"
         sock.sendall(f"POST /api/apikey/login HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n".encode())
         assert sock.recv(100).startswith(b"HTTP/1.1 200")
+
+
+def test_redirect_fault_parks_the_answer_at_a_one_time_url_that_refuses_credentials(bt):
+    bt.set_faults(redirect_every=1)
+    query = {"query": f"select: id | from: project_logs('{project_id(bt)}') | limit: 2"}
+    with bt.client() as client:
+        answer = client.post("/btql", json=query)
+        assert answer.status_code == 303
+        location = answer.headers["location"]
+        assert client.get(location).status_code == 400  # still carries Authorization
+    assert len(httpx.get(location).json()["data"]) == 2
+    assert httpx.get(location).status_code == 404  # used up
