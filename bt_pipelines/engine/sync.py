@@ -58,6 +58,7 @@ class ExportTarget:
 class ExportOptions:
     format: str = "parquet"
     target_file_bytes: int = 256 * 1024 * 1024
+    row_group_rows: int = 50_000  # files roll between row groups
     page_size: int = 1000
     prefetch: int = 2
     buffer_budget_bytes: int = 96 * 1024 * 1024  # all open partitions' buffers together
@@ -208,7 +209,8 @@ def _route(target: ExportTarget, rows: list[dict[str, Any]], wanted: set[str], w
         if writer is None:
             writer = writers[day] = PartitionWriter(storage, target.partition(date.fromisoformat(day)), target.schema,
                                                     options.format, spool,
-                                                    target_file_bytes=options.target_file_bytes)
+                                                    target_file_bytes=options.target_file_bytes,
+                                                    row_group_rows=options.row_group_rows)
         writer.add(part)
 
 

@@ -62,3 +62,16 @@ def test_bulk_generator_spreads_spans_over_days_as_whole_traces():
     store.write([("project_logs", pid, {"id": "after-bulk"})])  # live writes continue the clock
     rows, _ = run(store, f"select: id | from: project_logs('{pid}') | limit: 1")
     assert rows == [{"id": "after-bulk"}]
+
+
+def test_a_db_file_keeps_the_organisation_across_restarts(tmp_path):
+    path = str(tmp_path / "bt.sqlite")
+    first = Store(path)
+    pid = first.create_object("project", "kept")["id"]
+    x1 = first.write([("project_logs", pid, {"id": "a", "input": 1})]).xact_id
+    first.db.close()
+    again = Store(path)
+    assert again.get_object("project", pid)["name"] == "kept"
+    x2 = again.write([("project_logs", pid, {"id": "a", "_is_merge": True, "output": 2})]).xact_id
+    rows, _ = run(again, f"select: id, input, output | from: project_logs('{pid}')")
+    assert rows == [{"id": "a", "input": 1, "output": 2}] and x2 > x1

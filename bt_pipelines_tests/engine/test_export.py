@@ -185,3 +185,28 @@ def test_an_empty_day_gets_an_empty_manifest(bt, local_lake):
     result = export(bt, local_lake.storage, days=[long_ago], target=target)
     assert result.partitions[0].manifest.rows == 0
     assert read_manifest(local_lake.storage, target.partition(long_ago)).files == []
+
+
+def test_files_roll_at_the_size_target_and_the_manifest_lists_them_all(bt, local_lake):
+    target = target_for(bt)
+    result = export(bt, local_lake.storage, days=[ALL_DAYS[0]], target=target, target_file_bytes=10_000,
+                    row_group_rows=20, page_size=25)
+    manifest = result.partitions[0].manifest
+    assert len(manifest.files) >= 2
+    assert_lake_equals_source(bt, local_lake.storage, target, [ALL_DAYS[0]])
+    ranges = sorted((f.min_pagination_key, f.max_pagination_key) for f in manifest.files)
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # files hold disjoint key ranges
+
+
+def test_leftovers_of_a_crashed_run_are_removed_by_the_next_commit(bt, local_lake):
+    target = target_for(bt)
+    export(bt, local_lake.storage, days=[ALL_DAYS[0]], target=target)
+    folder = local_lake.storage.root / target.partition(ALL_DAYS[0]).folder
+    (folder / "0000-orphan-from-a-killed-run.parquet").write_bytes(b"half a file")
+    dead_spool = local_lake.storage.root / "_bt_pipelines" / "tmp" / "run-999999-abc"
+    dead_spool.mkdir(parents=True)
+    (dead_spool / "x.parquet").write_bytes(b"partial")
+    result = export(bt, local_lake.storage, days=[ALL_DAYS[0]], target=target)
+    assert any("orphan" in key for key in result.partitions[0].removed)
+    assert not dead_spool.exists()
+    assert_lake_equals_source(bt, local_lake.storage, target, [ALL_DAYS[0]])
