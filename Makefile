@@ -14,7 +14,7 @@ $(UV):
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 .venv/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --extra test --quiet
+	$(UV) sync --frozen --extra dev --quiet
 	touch $@
 
 ## demo: emulator with seeded data -> export into ./lake through Dagster -> summary

@@ -26,7 +26,7 @@ DAYS = 14
 
 
 def _environment(url: str, key: str, lake: Path, first_day: str) -> dict[str, str]:
-    return {**os.environ, API_URL_ENV: url, "BRAINTRUST_APP_URL": url, "BRAINTRUST_API_KEY": key,
+    return {**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1]), API_URL_ENV: url, "BRAINTRUST_APP_URL": url, "BRAINTRUST_API_KEY": key,
             DESTINATION_ENV: str(lake), START_DATE_ENV: first_day, "DAGSTER_HOME": str(REPO)}
 
 
@@ -95,7 +95,7 @@ def run_ui(lake: Path, port: int) -> None:
     emulator = start_emulator(seed="demo", days=DAYS)
     env = _environment(emulator.url, emulator.api_key, lake, (today - timedelta(days=DAYS - 1)).isoformat())
     print(f"Braintrust emulator: {emulator.url}\nDagster UI: http://127.0.0.1:{port}  (Ctrl-C stops both)", flush=True)
-    ui = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)],
+    ui = subprocess.Popen([str(Path(sys.executable).parent / "dg"), "dev", "--port", str(port)],
                           env=env, cwd=REPO, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         ui.wait()
