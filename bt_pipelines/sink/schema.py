@@ -9,7 +9,7 @@ Bump SCHEMA_VERSION whenever a column is added, removed or retyped.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,55 +105,72 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _number_map(value: Any) -> dict[str, float | None] | None:
-    if not isinstance(value, dict):
-        return None
+def _clean_number_map(value: dict[str, Any]) -> dict[str, float | None]:
     return {str(k): _number(v) for k, v in value.items() if v is None or _number(v) is not None}
 
 
-def _string_list(value: Any) -> list[str] | None:
-    if not isinstance(value, list):
-        return None
-    return [v if isinstance(v, str) else orjson.dumps(v).decode() for v in value]
+def _number_maps(values: list[Any]) -> list[Any]:
+    """Dicts of finite numbers pass through as they are (Arrow reads dicts); others are cleaned."""
+    out = []
+    for value in values:
+        if not isinstance(value, dict):
+            out.append(None)
+        elif all(type(v) is float and math.isfinite(v) or type(v) is int for v in value.values()):
+            out.append(value)
+        else:
+            out.append(_clean_number_map(value))
+    return out
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+def _string_lists(values: list[Any]) -> list[Any]:
+    out = []
+    for value in values:
+        if not isinstance(value, list):
+            out.append(None)
+        elif all(type(v) is str for v in value):
+            out.append(value)
+        else:
+            out.append([v if isinstance(v, str) else orjson.dumps(v).decode() for v in value])
+    return out
 
 
-def _string(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return _json(value)
+def _json_texts(values: list[Any]) -> pa.Array:
+    """JSON text without decoding to str in Python: Arrow checks the UTF-8 as it casts."""
+    dumps = orjson.dumps
+    return pa.array([None if v is None else dumps(v) for v in values], pa.binary()).cast(pa.string())
 
 
-def _xact(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _strings(values: list[Any]) -> list[Any]:
+    if all(type(v) is str or v is None for v in values):
+        return values
+    return [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values]
 
 
-def _bool(value: Any) -> bool | None:
-    return None if value is None else bool(value)
-
-
-_CONVERT: dict[str, Callable[[Any], Any]] = {
-    "string": _string, "bool": _bool, "json": _json, "number_map": _number_map,
-    "string_list": _string_list, "xact": _xact,
-}
+def _array(kind: str, values: list[Any]) -> pa.Array:
+    if kind == "json":
+        return _json_texts(values)
+    if kind == "timestamp":
+        return pa.array(values, pa.string()).cast(_TYPES["timestamp"])
+    if kind == "xact":  # digit strings on the wire; Arrow parses them
+        return pa.array(_strings([None if v is None else str(v) for v in values]), pa.string()).cast(pa.int64())
+    if kind == "number_map":
+        values = _number_maps(values)
+    elif kind == "string_list":
+        values = _string_lists(values)
+    elif kind == "string":
+        values = _strings(values)
+    return pa.array(values, _TYPES[kind])
 
 
 def to_batch(schema: TableSchema, rows: Sequence[dict[str, Any]]) -> pa.RecordBatch:
     """Rows as Braintrust returns them -> one Arrow batch of the table's schema."""
     arrays = []
     for column in schema.columns:
-        path, kind = column.path, column.kind
+        path = column.path
         if len(path) == 1:
             key = path[0]
             values = [row.get(key) for row in rows]
         else:
             values = [_get(row, path) for row in rows]
-        if kind == "timestamp":
-            arrays.append(pa.array(values, pa.string()).cast(_TYPES["timestamp"]))
-            continue
-        convert = _CONVERT[kind]
-        arrays.append(pa.array([convert(v) for v in values], _TYPES[kind]))
+        arrays.append(_array(column.kind, values))
     return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)

@@ -124,7 +124,7 @@ class PartitionWriter:
     """Rolling files for one partition; `close()` stores them and says what was written."""
 
     def __init__(self, storage: Storage, partition: PartitionPath, schema: TableSchema, fmt: str, spool: Path,
-                 *, target_file_bytes: int = 256 * 1024 * 1024, row_group_rows: int = 50_000,
+                 *, target_file_bytes: int = 256 * 1024 * 1024, row_group_rows: int = 20_000,
                  buffer_bytes: int = 24 * 1024 * 1024):
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}: use parquet or jsonl")

@@ -38,11 +38,27 @@ class ReadStats:
     limits: list[int] = field(default_factory=list)
 
 
-def _jsonl_rows(response: httpx.Response) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RawPage:
+    """A page of JSON lines, not yet decoded: the fetching thread only reads its last row."""
+
+    body: bytes
+    last_key: str | None
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.body.splitlines() if line]
+
+
+def _raw_page(response: httpx.Response) -> RawPage:
+    """Check the page's tail: an answer cut mid-row fails here and is asked again."""
+    body = response.content.rstrip(b"\n")
+    if not body:
+        return RawPage(b"", None)
     try:
-        return [orjson.loads(line) for line in response.content.splitlines() if line]
+        last = orjson.loads(body[body.rfind(b"\n") + 1 :])
     except orjson.JSONDecodeError as exc:
         raise BodyError(f"a page of rows was cut short ({exc})") from exc
+    return RawPage(body, last["_pagination_key"])
 
 
 def read_watermark(client: BraintrustClient, kind: str, object_id: str) -> str | None:
@@ -74,9 +90,9 @@ class PageReader:
         self.prefetch = prefetch
         self.stats = ReadStats()
 
-    def fetch(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+    def fetch(self, after: str | None, limit: int) -> RawPage:
         query = queries.page(self.kind, self.object_id, where=self.where, after=after, limit=limit, shape=self.shape)
-        return self.client.btql(query, fmt="jsonl", version=self.version, parse=_jsonl_rows, heavy_is_error=True)
+        return self.client.btql(query, fmt="jsonl", version=self.version, parse=_raw_page, heavy_is_error=True)
 
     def pages(self) -> Iterator[list[dict[str, Any]]]:
         """Pages in order; fetching runs ahead on a thread, at most `prefetch` pages."""
@@ -92,7 +108,9 @@ class PageReader:
                     raise item
                 if kind == "end":
                     return
-                yield item
+                rows = item.rows()
+                self.stats.rows += len(rows)
+                yield rows
         finally:
             stop.set()
             while worker.is_alive():  # unblock a worker waiting to hand over a page
@@ -117,7 +135,7 @@ class PageReader:
             limit = self.page_size
             while not stop.is_set():
                 try:
-                    rows = self.fetch(after, limit)
+                    page = self.fetch(after, limit)
                 except HeavyPage as heavy:
                     self.stats.heavy_pages += 1
                     if limit <= MIN_PAGE:
@@ -127,13 +145,13 @@ class PageReader:
                     continue
                 self.stats.pages += 1
                 self.stats.limits.append(limit)
-                if not rows:
+                self.stats.bytes += len(page.body)
+                if page.last_key is None:
                     hand("end", None)
                     return
-                self.stats.rows += len(rows)
-                after = rows[-1]["_pagination_key"]
+                after = page.last_key
                 limit = min(self.page_size, limit * 2)
-                if not hand("page", rows):
+                if not hand("page", page):
                     return
         except BaseException as exc:  # handed to the reading thread, which raises it
             hand("error", exc)
