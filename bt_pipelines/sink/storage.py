@@ -123,18 +123,33 @@ class LocalStorage(Storage):
             self._path(key).unlink(missing_ok=True)
 
 
-class S3Storage(Storage):
+class _BucketStorage(Storage):
+    """An object store: keys live under `prefix` in a bucket."""
+
+    def __init__(self, scheme: str, bucket: str, prefix: str):
+        self.prefix = prefix.strip("/")
+        self.url = f"{scheme}://{bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _folder(self, prefix: str) -> str:
+        return self._key(prefix).rstrip("/") + "/"
+
+    def _relative(self, full_keys: Iterable[str]) -> list[str]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(key[strip:] for key in full_keys)
+
+
+class S3Storage(_BucketStorage):
     """S3 through a boto3 client (from dagster-aws `S3Resource.get_client()`)."""
 
     def __init__(self, bucket: str, prefix: str, client: Any):
         from boto3.s3.transfer import TransferConfig
 
-        self.bucket, self.prefix, self.client = bucket, prefix.strip("/"), client
-        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        super().__init__("s3", bucket, prefix)
+        self.bucket, self.client = bucket, client
         self.transfer = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=32 * 1024 * 1024)
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
 
     @contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
@@ -170,13 +185,12 @@ class S3Storage(Storage):
                 return None
 
     def list(self, prefix: str) -> list[str]:
-        full = self._key(prefix).rstrip("/") + "/"
         keys = []
         with self._errors("list", prefix):
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._folder(prefix)):
                 keys += [obj["Key"] for obj in page.get("Contents", [])]
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(k[strip:] for k in keys)
+        return self._relative(keys)
 
     def delete(self, keys: Iterable[str]) -> None:
         keys = [self._key(k) for k in keys]
@@ -186,16 +200,13 @@ class S3Storage(Storage):
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
 
 
-class GCSStorage(Storage):
+class GCSStorage(_BucketStorage):
     """GCS through a google-cloud-storage client (from dagster-gcp `GCSResource.get_client()`)."""
 
     def __init__(self, bucket: str, prefix: str, client: Any):
-        self.bucket_name, self.prefix, self.client = bucket, prefix.strip("/"), client
+        super().__init__("gs", bucket, prefix)
+        self.bucket_name, self.client = bucket, client
         self.bucket = client.bucket(bucket)
-        self.url = f"gs://{bucket}/{self.prefix}".rstrip("/")
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
 
     @contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
@@ -227,10 +238,8 @@ class GCSStorage(Storage):
                 return None
 
     def list(self, prefix: str) -> list[str]:
-        full = self._key(prefix).rstrip("/") + "/"
-        strip = len(self.prefix) + 1 if self.prefix else 0
         with self._errors("list", prefix):
-            return sorted(b.name[strip:] for b in self.client.list_blobs(self.bucket_name, prefix=full))
+            return self._relative(b.name for b in self.client.list_blobs(self.bucket_name, prefix=self._folder(prefix)))
 
     def delete(self, keys: Iterable[str]) -> None:
         from google.api_core.exceptions import NotFound
