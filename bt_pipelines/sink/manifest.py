@@ -34,6 +34,7 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     committed_at: str = field(default_factory=lambda: iso_ms(datetime.now(UTC)))
     run_id: str | None = None
+    deleted_at: str | None = None  # the object is gone from Braintrust; its files were removed
 
     @property
     def rows(self) -> int:
@@ -58,6 +59,7 @@ class Manifest:
             "rows": self.rows, "bytes": self.bytes, "min_created": self.min_created,
             "max_created": self.max_created, "files": [f.to_dict() for f in self.files],
             "source": self.source, "query": self.query, "committed_at": self.committed_at, "run_id": self.run_id,
+            "deleted_at": self.deleted_at,
         }
         return orjson.dumps(body, option=orjson.OPT_INDENT_2)
 
@@ -67,7 +69,7 @@ class Manifest:
         return cls(table=raw["table"], partition=raw["partition"], format=raw["format"],
                    watermark=raw["watermark"], files=[FileInfo(**f) for f in raw["files"]],
                    source=raw["source"], query=raw["query"], schema_version=raw["schema_version"],
-                   committed_at=raw["committed_at"], run_id=raw.get("run_id"))
+                   committed_at=raw["committed_at"], run_id=raw.get("run_id"), deleted_at=raw.get("deleted_at"))
 
 
 def read_manifest(storage: Storage, path: PartitionPath) -> Manifest | None:

@@ -23,6 +23,7 @@ _TYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
     "xact": pa.int64(),
+    "int": pa.int64(),
     "json": pa.string(),
     "number_map": pa.map_(pa.string(), pa.float64()),
     "string_list": pa.list_(pa.string()),
@@ -86,7 +87,87 @@ _SPAN_BODY = (
 )
 
 PROJECT_LOGS = TableSchema("project_logs", (*_IDS, Column("org_id", "string"), Column("log_id", "string"), *_SPAN_BODY))
-SCHEMAS = {s.table: s for s in (PROJECT_LOGS,)}
+EXPERIMENTS = TableSchema("experiments", (*_IDS, Column("experiment_id", "string"), *_SPAN_BODY))
+DATASETS = TableSchema("datasets", (
+    Column("id", "string", doc="the record's id"),
+    Column("created", "timestamp", doc="when the record was first written (UTC)"),
+    Column("_xact_id", "xact", doc="transaction id of the record's latest write"),
+    Column("_pagination_key", "string"),
+    Column("dataset_id", "string"),
+    Column("project_id", "string"),
+    Column("input", "json"),
+    Column("expected", "json"),
+    Column("metadata", "json"),
+    Column("tags", "string_list"),
+    Column("origin", "json"),
+    Column("span_id", "string"),
+    Column("root_span_id", "string"),
+    Column("is_root", "bool"),
+    Column("comments", "json"),
+    Column("audit_data", "json"),
+    Column("facets", "json"),
+    Column("classifications", "json"),
+))
+TRACE_SUMMARIES = TableSchema("project_logs_traces", (
+    Column("id", "string", doc="the root span's row id: one row per trace"),
+    Column("span_id", "string"),
+    Column("root_span_id", "string"),
+    Column("created", "timestamp", doc="the root span's created; decides the date partition"),
+    Column("_xact_id", "xact", doc="the newest _xact_id of any span in the trace"),
+    Column("_pagination_key", "string"),
+    Column("project_id", "string"),
+    Column("org_id", "string"),
+    Column("log_id", "string"),
+    Column("span_name", "string", ("span_attributes", "name"), doc="the root span's name"),
+    Column("span_type", "string", ("span_attributes", "type"), doc="the root span's type"),
+    Column("input", "json", doc="the root span's input, whole"),
+    Column("output", "json"),
+    Column("expected", "json"),
+    Column("error", "json"),
+    Column("metadata", "json"),
+    Column("scores", "number_map", doc="each score averaged over the trace's spans"),
+    Column("metrics", "number_map", doc="summed tokens and cost, llm_calls, tool_calls, errors, start, end, duration"),
+    Column("tags", "string_list"),
+    Column("span_attributes", "json"),
+    Column("span_type_info", "json"),
+    Column("comments", "json"),
+    Column("origin", "json"),
+))
+EXPERIMENTS_CATALOG = TableSchema("experiments_catalog", (
+    Column("id", "string"),
+    Column("name", "string"),
+    Column("project_id", "string"),
+    Column("created", "timestamp"),
+    Column("description", "string"),
+    Column("base_exp_id", "string", doc="the experiment this one compares against"),
+    Column("dataset_id", "string"),
+    Column("dataset_version", "string"),
+    Column("commit", "string", doc="the git commit the experiment ran on"),
+    Column("repo_info", "json"),
+    Column("metadata", "json"),
+    Column("tags", "string_list"),
+    Column("public", "bool"),
+    Column("user_id", "string"),
+    Column("scores", "number_map", doc="the experiment's score summary (mean of each score)"),
+    Column("rows", "int", doc="rows in the experiment"),
+    Column("_xact_id", "xact", doc="the experiment's newest _xact_id"),
+    Column("lake_key", "string", doc="its partition key and folder: experiment=<lake_key>"),
+))
+DATASETS_CATALOG = TableSchema("datasets_catalog", (
+    Column("id", "string"),
+    Column("name", "string"),
+    Column("project_id", "string"),
+    Column("created", "timestamp"),
+    Column("description", "string"),
+    Column("metadata", "json"),
+    Column("tags", "string_list"),
+    Column("user_id", "string"),
+    Column("rows", "int", doc="records in the dataset"),
+    Column("_xact_id", "xact", doc="the dataset's version: its newest _xact_id"),
+    Column("lake_key", "string", doc="its partition key and folder: dataset=<lake_key>"),
+))
+SCHEMAS = {s.table: s for s in (PROJECT_LOGS, EXPERIMENTS, DATASETS, TRACE_SUMMARIES, EXPERIMENTS_CATALOG,
+                                 DATASETS_CATALOG)}
 
 
 def _get(row: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -151,7 +232,7 @@ def _array(kind: str, values: list[Any]) -> pa.Array:
         return _json_texts(values)
     if kind == "timestamp":
         return pa.array(values, pa.string()).cast(_TYPES["timestamp"])
-    if kind == "xact":  # digit strings on the wire; Arrow parses them
+    if kind in ("xact", "int"):  # _xact_id comes as digit strings; Arrow parses them
         return pa.array(_strings([None if v is None else str(v) for v in values]), pa.string()).cast(pa.int64())
     if kind == "number_map":
         values = _number_maps(values)

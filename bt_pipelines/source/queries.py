@@ -20,11 +20,18 @@ def created_range(start: datetime, end: datetime) -> str:
     return f"created >= {quote(iso_ms(start))} AND created < {quote(iso_ms(end))}"
 
 
-def page(kind: str, object_id: str, *, where: str, after: str | None, limit: int, shape: str = "spans") -> str:
+def page(kind: str, object_id: str, *, where: str | None, after: str | None, limit: int, shape: str = "spans",
+         select: str = "*", preview_length: int | None = None) -> str:
     """One keyset page: rows after `after` in `_pagination_key` order."""
-    condition = where if after is None else f"({where}) AND _pagination_key > {quote(after)}"
-    return (f"select: * | from: {source(kind, object_id, shape)} | filter: {condition} "
-            f"| sort: _pagination_key asc | limit: {limit}")
+    keyset = None if after is None else f"_pagination_key > {quote(after)}"
+    condition = " AND ".join(f"({c})" for c in (where, keyset) if c)
+    clauses = [f"select: {select}", f"from: {source(kind, object_id, shape)}"]
+    if condition:
+        clauses.append(f"filter: {condition}")
+    clauses += ["sort: _pagination_key asc", f"limit: {limit}"]
+    if preview_length is not None:
+        clauses.append(f"preview_length: {preview_length}")
+    return " | ".join(clauses)
 
 
 def watermark(kind: str, object_id: str) -> str:

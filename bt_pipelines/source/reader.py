@@ -81,17 +81,20 @@ def read_watermark(client: BraintrustClient, kind: str, object_id: str) -> str |
 class PageReader:
     """Iterate pages (lists of row dicts) of `kind(object_id)` rows matching `where`."""
 
-    def __init__(self, client: BraintrustClient, kind: str, object_id: str, where: str, *, version: str | None,
-                 shape: str = "spans", page_size: int = MAX_PAGE, prefetch: int = 2):
+    def __init__(self, client: BraintrustClient, kind: str, object_id: str, where: str | None, *,
+                 version: str | None, shape: str = "spans", page_size: int = MAX_PAGE, prefetch: int = 2,
+                 select: str = "*", preview_length: int | None = None):
         self.client = client
         self.kind, self.object_id, self.where, self.shape = kind, object_id, where, shape
+        self.select, self.preview_length = select, preview_length
         self.version = version
         self.page_size = max(MIN_PAGE, min(page_size, MAX_PAGE))
         self.prefetch = prefetch
         self.stats = ReadStats()
 
     def fetch(self, after: str | None, limit: int) -> RawPage:
-        query = queries.page(self.kind, self.object_id, where=self.where, after=after, limit=limit, shape=self.shape)
+        query = queries.page(self.kind, self.object_id, where=self.where, after=after, limit=limit, shape=self.shape,
+                             select=self.select, preview_length=self.preview_length)
         return self.client.btql(query, fmt="jsonl", version=self.version, parse=_raw_page, heavy_is_error=True)
 
     def pages(self) -> Iterator[list[dict[str, Any]]]:

@@ -49,7 +49,7 @@ def export(bt, lake_storage, days=ALL_DAYS, target=None, **options):
 
 def assert_lake_equals_source(bt, storage, target, days=ALL_DAYS):
     for day in days:
-        path = target.partition(day)
+        path = target.day_path(day)
         assert lake_pairs(storage, path) == source_pairs(bt, target.object_id, day), day
         assert_folder_is_manifest(storage, path)
 
@@ -61,7 +61,7 @@ def test_every_day_in_the_lake_equals_the_source(bt, lake, fmt):
     assert [p.day for p in result.partitions] == ALL_DAYS
     assert result.rows_written > 300
     assert_lake_equals_source(bt, lake.reopen(), target)
-    manifest = read_manifest(lake.storage, target.partition(ALL_DAYS[0]))
+    manifest = read_manifest(lake.storage, target.day_path(ALL_DAYS[0]))
     assert manifest.format == fmt and manifest.watermark == result.watermark
     assert all(f.key.endswith(".parquet" if fmt == "parquet" else ".jsonl.gz") for f in manifest.files)
 
@@ -69,9 +69,9 @@ def test_every_day_in_the_lake_equals_the_source(bt, lake, fmt):
 def test_rematerializing_gives_the_same_rows_and_no_extra_files(bt, local_lake):
     target = target_for(bt)
     export(bt, local_lake.storage, target=target)
-    first = {d: lake_pairs(local_lake.storage, target.partition(d)) for d in ALL_DAYS}
+    first = {d: lake_pairs(local_lake.storage, target.day_path(d)) for d in ALL_DAYS}
     second_result = export(bt, local_lake.storage, target=target)
-    assert {d: lake_pairs(local_lake.storage, target.partition(d)) for d in ALL_DAYS} == first
+    assert {d: lake_pairs(local_lake.storage, target.day_path(d)) for d in ALL_DAYS} == first
     assert all(p.removed for p in second_result.partitions if p.manifest.rows)  # the old files went
     assert_lake_equals_source(bt, local_lake.storage, target)
 
@@ -83,7 +83,7 @@ def test_rows_logged_later_are_picked_up_by_the_next_materialization(bt, local_l
     existing = next(iter(source_pairs(bt, target.object_id, TODAY)))[0]
     bt.store.write([("project_logs", target.object_id, {"id": existing, "_is_merge": True, "scores": {"late": 1}})])
     export(bt, local_lake.storage, days=[TODAY], target=target)
-    pairs = lake_pairs(local_lake.storage, target.partition(TODAY))
+    pairs = lake_pairs(local_lake.storage, target.day_path(TODAY))
     assert {f"late-{i}" for i in range(5)} <= {i for i, _ in pairs}
     assert_lake_equals_source(bt, local_lake.storage, target, [TODAY])
 
@@ -95,7 +95,7 @@ def test_one_ranged_run_and_one_run_per_day_give_the_same_lake(bt, lake_factory)
     for day in ALL_DAYS:
         export(bt, daily.storage, days=[day], target=target)
     for day in ALL_DAYS:
-        assert lake_pairs(ranged.storage, target.partition(day)) == lake_pairs(daily.storage, target.partition(day))
+        assert lake_pairs(ranged.storage, target.day_path(day)) == lake_pairs(daily.storage, target.day_path(day))
 
 
 @pytest.mark.parametrize("faults", [
@@ -170,13 +170,13 @@ def test_an_unwritable_destination_fails_cleanly_and_keeps_committed_partitions(
     target = target_for(bt)
     export(bt, local_lake.storage, days=ALL_DAYS[:-1], target=target)
     before = {k: local_lake.storage.get_bytes(k) for k in local_lake.storage.list("project_logs")}
-    blocker = local_lake.storage.root / target.partition(ALL_DAYS[-1]).folder
+    blocker = local_lake.storage.root / target.day_path(ALL_DAYS[-1]).folder
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("a file where the partition's folder must go")
     with pytest.raises(StorageError, match="could not write"):
         export(bt, local_lake.storage, target=target)
     after = {k: local_lake.storage.get_bytes(k) for k in local_lake.storage.list("project_logs")}
-    assert after == {**before, target.partition(ALL_DAYS[-1]).folder: b"a file where the partition's folder must go"}
+    assert after == {**before, target.day_path(ALL_DAYS[-1]).folder: b"a file where the partition's folder must go"}
 
 
 def test_an_empty_day_gets_an_empty_manifest(bt, local_lake):
@@ -184,7 +184,7 @@ def test_an_empty_day_gets_an_empty_manifest(bt, local_lake):
     long_ago = date(2020, 1, 1)
     result = export(bt, local_lake.storage, days=[long_ago], target=target)
     assert result.partitions[0].manifest.rows == 0
-    assert read_manifest(local_lake.storage, target.partition(long_ago)).files == []
+    assert read_manifest(local_lake.storage, target.day_path(long_ago)).files == []
 
 
 def test_files_roll_at_the_size_target_and_the_manifest_lists_them_all(bt, local_lake):
@@ -201,7 +201,7 @@ def test_files_roll_at_the_size_target_and_the_manifest_lists_them_all(bt, local
 def test_leftovers_of_a_crashed_run_are_removed_by_the_next_commit(bt, local_lake):
     target = target_for(bt)
     export(bt, local_lake.storage, days=[ALL_DAYS[0]], target=target)
-    folder = local_lake.storage.root / target.partition(ALL_DAYS[0]).folder
+    folder = local_lake.storage.root / target.day_path(ALL_DAYS[0]).folder
     (folder / "0000-orphan-from-a-killed-run.parquet").write_bytes(b"half a file")
     dead_spool = local_lake.storage.root / "_bt_pipelines" / "tmp" / "run-999999-abc"
     dead_spool.mkdir(parents=True)

@@ -206,4 +206,4 @@ def _path(defs: dg.Definitions, day):
     from bt_pipelines.sink.schema import PROJECT_LOGS
 
     return ExportTarget("project_logs", PROJECT_LOGS, "project_logs", "", "", (("project", "checkout-assistant"),)
-                        ).partition(day)
+                        ).day_path(day)
