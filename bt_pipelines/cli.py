@@ -31,6 +31,14 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _discover(args: argparse.Namespace) -> int:
+    from .orchestration.discover import discover
+
+    for asset, keys in discover(args.module).items():
+        print(f"{asset}: {len(keys)} partitions" + (f" ({keys[0]} ... {keys[-1]})" if keys else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bt-pipelines", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--fault", action="append", default=[], metavar="KEY=VALUE",
                      help="inject faults, e.g. rate_limit_every=5 (see GET /admin/faults)")
     emu.set_defaults(func=_emulator)
+    found = commands.add_parser("discover", help="register experiment and dataset partitions in $DAGSTER_HOME")
+    found.add_argument("-m", "--module", default="bt_pipelines.definitions", help="the code location's module")
+    found.set_defaults(func=_discover)
     return parser
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from .emulator import RunningEmulator, start_emulator
+from .orchestration.assets import PARTITIONING_TAG
 from .orchestration.config import API_URL_ENV, DESTINATION_ENV, START_DATE_ENV
 from .sink.layout import MANIFEST_ROOT
 
@@ -31,20 +32,45 @@ def _environment(url: str, key: str, lake: Path, first_day: str) -> dict[str, st
             DESTINATION_ENV: str(lake), START_DATE_ENV: first_day}
 
 
-def _materialize(env: dict[str, str], first_day: str, last_day: str) -> None:
-    """What a CI job would run: the dagster CLI, one ranged run over every partition."""
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "bt_pipelines.definitions",
-               "--select", "key:braintrust/*/project_logs", "--partition-range", f"{first_day}...{last_day}"]
-    print("$ dagster asset materialize -m bt_pipelines.definitions --select 'key:braintrust/*/project_logs' "
-          f"--partition-range {first_day}...{last_day}", flush=True)
+def _cli(env: dict[str, str], *args: str) -> str:
+    """What a CI job would run: a CLI command, from the repository's root."""
+    print("$ " + " ".join(a if " " not in a and "*" not in a else f"'{a}'" for a in args), flush=True)
+    command = [str(Path(sys.executable).parent / args[0]), *args[1:]]
+    started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+    print(f"  ({time.perf_counter() - started:.1f} s)", flush=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
-        raise SystemExit(f"the Dagster run failed (exit {done.returncode})")
+        raise SystemExit(f"{args[0]} failed (exit {done.returncode})")
+    return done.stdout
+
+
+def _materialize(env: dict[str, str], select: str, *partitions: str) -> None:
+    _cli(env, "dagster", "asset", "materialize", "-m", "bt_pipelines.definitions", "--select", select, *partitions)
+
+
+def _export_everything(env: dict[str, str], first_day: str, last_day: str) -> None:
+    """Daily tables in one ranged run; experiments and datasets after discovering them; catalogs."""
+    _materialize(env, f"tag:{PARTITIONING_TAG}=daily", "--partition-range", f"{first_day}...{last_day}")
+    discovered = _cli(env, "bt-pipelines", "discover")
+    for line in discovered.splitlines():  # "braintrust/<project>/experiments: 3 partitions (a ... z)"
+        asset, _, rest = line.partition(": ")
+        if "(" in rest:
+            first, last = rest[rest.index("(") + 1 : -1].split(" ... ")
+            _materialize(env, asset, "--partition-range", f"{first}...{last}")
+    _materialize(env, f"tag:{PARTITIONING_TAG}=none")
+
+
+def _manifests(lake: Path) -> dict[str, list[dict]]:
+    by_table: dict[str, list[dict]] = {}
+    for path in sorted((lake / MANIFEST_ROOT).rglob("*.json")):
+        manifest = orjson.loads(path.read_bytes())
+        by_table.setdefault(manifest["table"], []).append(manifest)
+    return by_table
 
 
 def _source_rows(emulator: RunningEmulator, first_day: str) -> int:
-    """Rows the source holds for the exported days, counted by the API itself."""
+    """Log rows the source holds for the exported days, counted by the API itself."""
     with emulator.client() as client:
         total = 0
         for project in client.get("/v1/project").json()["objects"]:
@@ -55,24 +81,32 @@ def _source_rows(emulator: RunningEmulator, first_day: str) -> int:
 
 
 def _summary(lake: Path, seconds: float, source_rows: int) -> None:
-    manifests = [orjson.loads(p.read_bytes()) for p in sorted((lake / MANIFEST_ROOT / "project_logs").rglob("*.json"))]
-    rows = sum(m["rows"] for m in manifests)
-    files = sum(len(m["files"]) for m in manifests)
-    size = sum(m["bytes"] for m in manifests)
-    projects = sorted({m["partition"]["project"] for m in manifests})
-    print(f"\nExported {len(manifests)} partitions of {len(projects)} projects ({', '.join(projects)}): "
-          f"{rows:,} rows in {files} files, {size / 1e6:.2f} MB, {seconds:.1f} s")
-    verdict = "exact" if rows == source_rows else "MISMATCH"
-    print(f"Source rows for these days (Braintrust API): {source_rows:,}; in the lake: {rows:,} ({verdict})\n")
+    tables = _manifests(lake)
+    print(f"\nExported into {lake} in {seconds:.1f} s:\n")
+    print(f"  {'table':<22}{'partitions':>11}{'rows':>9}{'files':>7}{'MB':>8}")
+    for table, manifests in tables.items():
+        rows = sum(m["rows"] for m in manifests)
+        print(f"  {table:<22}{len(manifests):>11}{rows:>9,}{sum(len(m['files']) for m in manifests):>7}"
+              f"{sum(m['bytes'] for m in manifests) / 1e6:>8.2f}")
+    logs = sum(m["rows"] for m in tables.get("project_logs", []))
+    verdict = "exact" if logs == source_rows else "MISMATCH"
+    print(f"\nLog rows for these days in Braintrust (counted by its API): {source_rows:,}; "
+          f"in the lake: {logs:,} ({verdict})\n")
     import duckdb
 
     query = f"""
-        SELECT date, count(*) AS rows, count(DISTINCT root_span_id) AS traces,
+        SELECT date, count(*) AS spans, count(DISTINCT root_span_id) AS traces,
                round(avg(scores['helpfulness']), 3) AS mean_helpfulness
         FROM read_parquet('{lake}/project_logs/*/*/*.parquet', hive_partitioning = true)
         GROUP BY date ORDER BY date"""
     print("DuckDB over the lake:\n" + "\n".join("  " + line.strip() for line in query.splitlines() if line.strip()))
     duckdb.sql(query).show(max_rows=40)
+    experiments = f"""
+        SELECT project, name, rows, round(scores['helpfulness'], 3) AS helpfulness
+        FROM read_parquet('{lake}/experiments_catalog/*/*.parquet', hive_partitioning = true)
+        ORDER BY project, name"""
+    print("\n".join("  " + line.strip() for line in experiments.splitlines() if line.strip()))
+    duckdb.sql(experiments).show(max_rows=40)
 
 
 def run_demo(lake: Path) -> None:
@@ -84,7 +118,7 @@ def run_demo(lake: Path) -> None:
         print(f"  {emulator.url}", flush=True)
         env = _environment(emulator.url, emulator.api_key, lake, first_day)
         started = time.perf_counter()
-        _materialize(env, first_day, last_day)
+        _export_everything(env, first_day, last_day)
         _summary(lake, time.perf_counter() - started, _source_rows(emulator, first_day))
     finally:
         emulator.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sqlite3
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -196,15 +197,21 @@ class EmulatorApp:
                 project_id = project["id"]
             if not project_id:
                 raise ApiError(400, f"creating a {kind} needs \"project_id\"")
-            if body.get("ensure_new") and self.store.find_object(kind, name=name, project_id=project_id):
-                suffix = 1
-                while self.store.find_object(kind, name=f"{name}-{suffix}", project_id=project_id):
-                    suffix += 1
-                name = f"{name}-{suffix}"
-        try:
-            return json_response(self.store.create_object(kind, name, project_id, body))
-        except NotFound as exc:
-            raise ApiError(400, str(exc)) from exc
+        with self.store.lock:  # check and create as one step
+            if kind != "project" and body.get("ensure_new"):
+                name = self._fresh_name(kind, name, project_id)
+            try:
+                return json_response(self.store.create_object(kind, name, project_id, body))
+            except NotFound as exc:
+                raise ApiError(400, str(exc)) from exc
+
+    def _fresh_name(self, kind: str, name: str, project_id: str) -> str:
+        suffix = 0
+        candidate = name
+        while self.store.find_object(kind, name=candidate, project_id=project_id):
+            suffix += 1
+            candidate = f"{name}-{suffix}"
+        return candidate
 
     def get_object(self, request: Request, kind: str, object_id: str) -> Response:
         obj = self.store.get_object(kind, object_id)
@@ -304,7 +311,7 @@ class EmulatorApp:
             raise ApiError(400, f"unsupported fmt {fmt!r}: use json, jsonl or parquet")
         try:
             query = parse_query(body["query"])
-        except QueryError as exc:
+        except (QueryError, ValueError, OverflowError) as exc:
             raise ApiError(400, f"Invalid query: {exc}") from exc
         result = self._run(query, body.get("version"))
         headers = {"x-bt-cursor": result.cursor} if result.cursor else {}
@@ -322,6 +329,8 @@ class EmulatorApp:
         try:
             return self.runner.run(query, None if version is None else str(version))
         except QueryError as exc:
+            raise ApiError(400, f"Invalid query: {exc}") from exc
+        except (sqlite3.Error, ValueError, OverflowError) as exc:  # a query the engine cannot evaluate
             raise ApiError(400, f"Invalid query: {exc}") from exc
 
     def _json_answer(self, result: Result) -> bytes:

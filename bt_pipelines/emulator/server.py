@@ -68,7 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(self.server.take_blob(url.path, self.headers), Decision())
         request = Request(self.command, url.path, parse_qs(url.query),
                           {k.lower(): v for k, v in self.headers.items()}, self._read_body())
-        decision = app.faults.decide(url.path, _requested_limit(request))
+        limit = _requested_limit(request) if app.faults.faults.heavy_limit_above else None
+        decision = app.faults.decide(url.path, limit)
         if decision.latency_s:
             time.sleep(decision.latency_s)
         rows = 0

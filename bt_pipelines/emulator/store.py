@@ -141,8 +141,9 @@ class Store:
         return dict(sorted(base.items()))
 
     def get_object(self, kind: str, object_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT json FROM objects WHERE id = ? AND kind = ? AND deleted = 0",
-                              (object_id, kind)).fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT json FROM objects WHERE id = ? AND kind = ? AND deleted = 0",
+                                  (object_id, kind)).fetchone()
         return orjson.loads(row[0]) if row else None
 
     def find_object(self, kind: str, *, name: str, project_id: str | None) -> dict[str, Any] | None:
@@ -151,7 +152,8 @@ class Store:
         if kind != "project":
             sql += " AND project_id = ?"
             params.append(project_id)
-        row = self.db.execute(sql, params).fetchone()
+        with self.lock:
+            row = self.db.execute(sql, params).fetchone()
         return orjson.loads(row[0]) if row else None
 
     def list_objects(self, kind: str, *, project_id: str | None = None, name: str | None = None,
@@ -172,7 +174,8 @@ class Store:
             params.extend(ids)
         for cursor_id, op in ((starting_after, "<"), (ending_before, ">")):
             if cursor_id:
-                seq = self.db.execute("SELECT seq FROM objects WHERE id = ?", (cursor_id,)).fetchone()
+                with self.lock:
+                    seq = self.db.execute("SELECT seq FROM objects WHERE id = ?", (cursor_id,)).fetchone()
                 if not seq:
                     raise NotFound(f"no {kind} with id {cursor_id!r} to page from")
                 sql += f" AND seq {op} ?"
@@ -234,7 +237,9 @@ class Store:
                 if owner is None:
                     owner = owners[(source, object_id)] = self.owner_columns(source, object_id)
                 ids.append(self._write_one(db, source, object_id, owner, event, xact, seq, now))
-            return WriteResult(ids, xact)
+        for source, object_id in owners:  # only once committed: a failed write leaves no trace
+            self._max_xact[object_key(source, object_id)] = xact
+        return WriteResult(ids, xact)
 
     def _write_one(self, db: sqlite3.Connection, source: str, object_id: str, owner: dict[str, str],
                    event: dict[str, Any], xact: str, seq: int, now: str) -> str:
@@ -259,7 +264,6 @@ class Store:
             data = apply_event(source, owner, existing, {**event, "id": row_id}, xact=xact,
                                new_pagination_key=pagination_key(int(xact), seq), now=now)
             self._insert(db, obj, data, xact, deleted=False)
-        self._max_xact[obj] = xact
         return row_id
 
     def _insert(self, db: sqlite3.Connection, obj: str, data: dict[str, Any], xact: str, *, deleted: bool) -> None:
@@ -304,9 +308,10 @@ class Store:
         return COLUMNS[source]
 
     def fetch_latest(self, obj: str, row_id: str) -> dict[str, Any] | None:
-        row = self.db.execute(
-            f"SELECT data FROM rows t WHERE obj = ? AND id = ? AND {LIVE.format(a='t')}", (obj, row_id)
-        ).fetchone()
+        with self.lock:
+            row = self.db.execute(
+                f"SELECT data FROM rows t WHERE obj = ? AND id = ? AND {LIVE.format(a='t')}", (obj, row_id)
+            ).fetchone()
         return orjson.loads(row[0]) if row else None
 
     def count_rows(self, source: str, object_id: str) -> int:

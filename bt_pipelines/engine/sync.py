@@ -20,6 +20,7 @@ import gc
 import logging
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -222,7 +223,7 @@ def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[st
     writers: dict[str, PartitionWriter] = {}  # by day
     started = time.perf_counter()
     try:
-        for number, page in enumerate(pages, 1):
+        for number, page in enumerate(_closing(pages), 1):
             rows, dropped = _latest_per_id(page)
             result.duplicates_dropped += dropped
             result.rows_read += len(page)
@@ -250,6 +251,17 @@ def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[st
         raise
     finally:
         shutil.rmtree(spool, ignore_errors=True)
+
+
+def _closing(pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """Iterate pages and always close the source, so its prefetch thread stops on a failure."""
+    iterator = iter(pages)
+    try:
+        yield from iterator
+    finally:
+        close = getattr(iterator, "close", None)
+        if close:
+            close()
 
 
 def _describe_query(target: ExportTarget) -> str:
@@ -350,9 +362,10 @@ def _sweep_dead_spools(storage: Storage) -> None:
     base = storage.root / "_bt_pipelines" / "tmp"
     if not base.is_dir():
         return
-    for folder in base.iterdir():
-        parts = folder.name.split("-")
-        if len(parts) >= 2 and parts[0] == "run" and parts[1].isdigit() and not _alive(int(parts[1])):
+    host = socket.gethostname()
+    for folder in base.iterdir():  # run.<host>.<pid>.<random>: only this host's, whose process is gone
+        owner, _, pid_and_rest = folder.name.removeprefix("run.").rpartition(".")[0].rpartition(".")
+        if owner == host and pid_and_rest.isdigit() and not _alive(int(pid_and_rest)):
             shutil.rmtree(folder, ignore_errors=True)
 
 

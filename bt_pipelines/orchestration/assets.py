@@ -1,24 +1,59 @@
 """Asset specs (through a translator you can subclass) and the assets that call the engine.
 
+Per project: `project_logs`, `project_logs_traces` and each custom export are daily-partitioned;
+`experiments` and `datasets` have one dynamic partition per object; their catalogs are
+unpartitioned tables rewritten on each run.
+
 No `from __future__ import annotations` here: Dagster reads these annotations at runtime.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
 
-from ..engine.sync import ExportOptions, ExportResult, ExportTarget, export_days
-from ..sink.layout import slugify
-from ..sink.schema import PROJECT_LOGS, SCHEMA_VERSION, TableSchema
+from ..engine.sync import (
+    ExportOptions,
+    ExportResult,
+    ExportTarget,
+    PartitionResult,
+    export_days,
+    export_object,
+    remove_object,
+    write_snapshot,
+)
+from ..sink.layout import PartitionPath
+from ..sink.schema import (
+    DATASETS,
+    DATASETS_CATALOG,
+    EXPERIMENTS,
+    EXPERIMENTS_CATALOG,
+    PROJECT_LOGS,
+    SCHEMA_VERSION,
+    TRACE_SUMMARIES,
+    TableSchema,
+)
 from ..sink.storage import parse_destination
-from ..source.catalog import resolve_projects
-from .config import ExportConfig, ProjectConfig
+from ..source.catalog import BraintrustObject, resolve_projects
+from ..source.client import BraintrustClient
+from ..source.errors import QueryRejected
+from .config import CustomExport, ExportConfig, ProjectConfig
+from .objects import KINDS, list_project_objects, object_counts
 from .resources import BraintrustResource, LakeResource
 
 POOL = "braintrust_api"
+PARTITIONING_TAG = "bt_pipelines/partitioning"  # select a group at once: tag:bt_pipelines/partitioning=daily
 _STORAGE_KIND = {"file": "local", "s3": "s3", "gs": "gcs"}
+_DESCRIPTIONS = {
+    "project_logs": "logs (one row per span)",
+    "project_logs_traces": "trace summaries (one row per trace, by its root span's day)",
+    "experiments": "experiment rows (one partition per experiment)",
+    "datasets": "dataset records (one partition per dataset, at a pinned version)",
+    "experiments_catalog": "catalog of experiments (one row each, rewritten every run)",
+    "datasets_catalog": "catalog of datasets (one row each, rewritten every run)",
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +64,8 @@ class TableProps:
     project: ProjectConfig
     table: str
     schema: TableSchema
+    description: str
+    partitioning: str  # daily | object | none
 
 
 class BraintrustTranslator:
@@ -41,8 +78,9 @@ class BraintrustTranslator:
             key=dg.AssetKey([config.key_prefix, project.key, props.table]),
             group_name=config.group_name,
             kinds={"braintrust", config.format, storage},
-            description=f"Braintrust {props.table} of project {project.name!r}, one partition per UTC day of "
-                        f"`created`, in {config.destination}/{props.table}/project={project.key}/date=YYYY-MM-DD/",
+            description=f"Braintrust {props.description} of project {project.name!r}, in "
+                        f"{config.destination}/{props.table}/project={project.key}/",
+            tags={PARTITIONING_TAG: props.partitioning},
             metadata={"bt_pipelines/project": project.name, "bt_pipelines/table": props.table,
                       "bt_pipelines/schema_version": SCHEMA_VERSION,
                       "dagster/column_schema": _column_schema(props.schema)},
@@ -53,9 +91,13 @@ def _column_schema(schema: TableSchema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c.name, c.kind, description=c.doc) for c in schema.columns])
 
 
-def partitions_for(project: ProjectConfig) -> dg.DailyPartitionsDefinition:
+def daily_partitions(project: ProjectConfig) -> dg.DailyPartitionsDefinition:
     """UTC days from the project's start date up to and including today."""
     return dg.DailyPartitionsDefinition(start_date=project.start_date, timezone="UTC", end_offset=1)
+
+
+def object_partitions(config: ExportConfig, project: ProjectConfig, table: str) -> dg.DynamicPartitionsDefinition:
+    return dg.DynamicPartitionsDefinition(name=f"{config.key_prefix}__{project.key}__{table}".replace("-", "_"))
 
 
 def backfill_policy(config: ExportConfig) -> dg.BackfillPolicy:
@@ -64,51 +106,171 @@ def backfill_policy(config: ExportConfig) -> dg.BackfillPolicy:
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=config.max_partitions_per_run)
 
 
-def build_project_logs_asset(config: ExportConfig, project: ProjectConfig,
-                             translator: BraintrustTranslator | None = None) -> dg.AssetsDefinition:
-    spec = (translator or BraintrustTranslator()).get_asset_spec(TableProps(config, project, "project_logs",
-                                                                           PROJECT_LOGS))
-
-    @dg.multi_asset(
-        name="__".join(p.replace("-", "_") for p in spec.key.path),
-        specs=[spec],
-        partitions_def=partitions_for(project),
-        backfill_policy=backfill_policy(config),
-        pool=POOL,
-    )
-    def _project_logs(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
-                      lake: LakeResource) -> dg.MaterializeResult:
-        return export_partitions(context, braintrust, lake, config, project, PROJECT_LOGS)
-
-    return _project_logs
+def _options(config: ExportConfig, context: dg.AssetExecutionContext) -> ExportOptions:
+    return ExportOptions(format=config.format, target_file_bytes=config.file_size_mb * 1024 * 1024,
+                         page_size=config.page_size, run_id=context.run.run_id)
 
 
+def _spec(config: ExportConfig, project: ProjectConfig, table: str, schema: TableSchema,
+          translator: BraintrustTranslator | None, partitioning: str, description: str | None = None) -> dg.AssetSpec:
+    props = TableProps(config, project, table, schema, description or _DESCRIPTIONS[table], partitioning)
+    return (translator or BraintrustTranslator()).get_asset_spec(props)
+
+
+def _op_name(spec: dg.AssetSpec) -> str:
+    return "__".join(p.replace("-", "_") for p in spec.key.path)
+
+
+def _resolve_project(client: BraintrustClient, project: ProjectConfig) -> BraintrustObject:
+    return resolve_projects(client, [project.name])[project.name]
+
+
+# -- builders --------------------------------------------------------------------------------------
+def build_project_assets(config: ExportConfig, project: ProjectConfig,
+                         translator: BraintrustTranslator | None = None) -> dict[str, dg.AssetsDefinition]:
+    """Every asset of one project, by lake table name."""
+    assets = {"project_logs": build_daily_asset(config, project, "project_logs", PROJECT_LOGS, translator)}
+    if config.trace_summaries:
+        assets["project_logs_traces"] = build_daily_asset(config, project, "project_logs_traces", TRACE_SUMMARIES,
+                                                          translator, shape="summary")
+    for export in config.exports:
+        assets[export.name] = build_custom_export_asset(config, project, export, translator)
+    for table, enabled in (("experiments", config.experiments), ("datasets", config.datasets)):
+        if enabled:
+            assets[table] = build_object_asset(config, project, table, translator)
+            assets[f"{table}_catalog"] = build_catalog_asset(config, project, table, translator)
+    return assets
+
+
+def build_custom_export_asset(config: ExportConfig, project: ProjectConfig, export: CustomExport,
+                              translator: BraintrustTranslator | None = None) -> dg.AssetsDefinition:
+    what = "whole traces with a span matching" if export.whole_traces else "spans matching"
+    description = f"logs: {what} `{export.filter}`"
+    return build_daily_asset(config, project, export.name, PROJECT_LOGS, translator, description=description,
+                             filter=export.filter, whole_traces=export.whole_traces,
+                             trace_grace=timedelta(hours=export.trace_grace_hours))
+
+
+def build_daily_asset(config: ExportConfig, project: ProjectConfig, table: str, schema: TableSchema,
+                      translator: BraintrustTranslator | None = None, description: str | None = None,
+                      **target_fields: Any) -> dg.AssetsDefinition:
+    spec = _spec(config, project, table, schema, translator, "daily", description)
+
+    @dg.multi_asset(name=_op_name(spec), specs=[spec], partitions_def=daily_partitions(project),
+                    backfill_policy=backfill_policy(config), pool=POOL)
+    def _daily(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
+               lake: LakeResource) -> dg.MaterializeResult:
+        days = window_days(context)
+        context.log.info(f"exporting {table} of {project.name!r} for {days[0]}..{days[-1]} ({len(days)} days)")
+        with braintrust.client() as client:
+            found = _resolve_project(client, project)
+            target = ExportTarget(table, schema, "project_logs", found.id, found.name, (("project", project.key),),
+                                  **target_fields)
+            result = _run(context, spec, lambda: export_days(client, lake.storage(), target, days,
+                                                             _options(config, context), _progress_logger(context)))
+        for partition in result.partitions:
+            context.add_asset_metadata(_partition_metadata(partition), partition_key=partition.day.isoformat())
+        return dg.MaterializeResult(metadata=_run_metadata(result))
+
+    return _daily
+
+
+def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
+                       translator: BraintrustTranslator | None = None) -> dg.AssetsDefinition:
+    schema = EXPERIMENTS if table == "experiments" else DATASETS
+    spec = _spec(config, project, table, schema, translator, "object")
+    kind = KINDS[table]
+
+    @dg.multi_asset(name=_op_name(spec), specs=[spec], partitions_def=object_partitions(config, project, table),
+                    backfill_policy=backfill_policy(config), pool=POOL)
+    def _objects(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
+                 lake: LakeResource) -> dg.MaterializeResult:
+        totals = ExportResult()
+        with braintrust.client() as client:
+            listing = list_project_objects(client, table, _resolve_project(client, project))
+            for key in context.partition_keys:
+                obj = listing.by_key.get(key)
+                target = ExportTarget(table, schema, kind, obj.id if obj else "", obj.name if obj else key,
+                                      (("project", project.key), (kind, key)))
+                if obj is None:
+                    context.log.warning(f"{kind} {key!r} no longer exists in Braintrust: removing it from the lake")
+                    partition = remove_object(lake.storage(), target, _options(config, context))
+                    context.add_asset_metadata({**_partition_metadata(partition), "deleted": True}, partition_key=key)
+                    continue
+                result = _run(context, spec, lambda t=target: export_object(client, lake.storage(), t,
+                                                                             _options(config, context)))
+                _add_totals(totals, result)
+                context.add_asset_metadata({**_partition_metadata(result.partitions[0]), f"{kind}_id": obj.id,
+                                            f"{kind}_name": obj.name, "deleted": False}, partition_key=key)
+        return dg.MaterializeResult(metadata=_run_metadata(totals))
+
+    return _objects
+
+
+def build_catalog_asset(config: ExportConfig, project: ProjectConfig, table: str,
+                        translator: BraintrustTranslator | None = None) -> dg.AssetsDefinition:
+    schema = EXPERIMENTS_CATALOG if table == "experiments" else DATASETS_CATALOG
+    spec = _spec(config, project, schema.table, schema, translator, "none")
+
+    @dg.multi_asset(name=_op_name(spec), specs=[spec], pool=POOL)
+    def _catalog(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
+                 lake: LakeResource) -> dg.MaterializeResult:
+        with braintrust.client() as client:
+            listing = list_project_objects(client, table, _resolve_project(client, project))
+            rows = [_catalog_row(client, table, key, obj) for key, obj in listing.by_key.items()]
+        path = PartitionPath(schema.table, (("project", project.key),))
+        partition = write_snapshot(lake.storage(), path, schema, rows,
+                                   {"kind": KINDS[table], "project_id": listing.project.id},
+                                   _options(config, context))
+        return dg.MaterializeResult(metadata=_partition_metadata(partition))
+
+    return _catalog
+
+
+def _catalog_row(client: BraintrustClient, table: str, key: str, obj: BraintrustObject) -> dict[str, Any]:
+    rows, version = object_counts(client, table, obj)
+    row = {**obj.raw, "rows": rows, "_xact_id": version, "lake_key": key}
+    if table == "experiments":
+        summary = client.get_json(f"/v1/experiment/{obj.id}/summarize", {"summarize_scores": "true"})
+        row["scores"] = {name: s.get("score") for name, s in (summary.get("scores") or {}).items()}
+    return row
+
+
+# -- running and reporting -------------------------------------------------------------------------
 def window_days(context: dg.AssetExecutionContext) -> list[date]:
     window = context.partition_time_window
     first, end = window.start.date(), window.end.date()
     return [first + timedelta(days=i) for i in range((end - first).days)]
 
 
-def export_partitions(context: dg.AssetExecutionContext, braintrust: BraintrustResource, lake: LakeResource,
-                      config: ExportConfig, project: ProjectConfig, schema: TableSchema) -> dg.MaterializeResult:
-    """Map the run's partitions to days, call the engine, and report per partition."""
-    days = window_days(context)
-    context.log.info(f"exporting {schema.table} of {project.name!r} for {days[0]}..{days[-1]} ({len(days)} days)")
-    with braintrust.client() as client:
-        found = resolve_projects(client, [project.name])[project.name]
-        target = ExportTarget(schema.table, schema, "project_logs", found.id, found.name,
-                              (("project", project.key or slugify(found.name)),))
-        options = ExportOptions(format=config.format, target_file_bytes=config.file_size_mb * 1024 * 1024,
-                                page_size=config.page_size, run_id=context.run.run_id)
-        result = export_days(client, lake.storage(), target, days, options,
-                             on_progress=lambda p: context.log.info(_progress_line(p)))
-    for partition in result.partitions:
-        context.add_asset_metadata(_partition_metadata(partition), partition_key=partition.day.isoformat())
+def _run(context: dg.AssetExecutionContext, spec: dg.AssetSpec, export: Callable[[], ExportResult]) -> ExportResult:
+    """Run an export; a query Braintrust refuses (a bad filter) names the asset."""
+    try:
+        result = export()
+    except QueryRejected as exc:
+        raise dg.Failure(
+            description=f"asset {spec.key.to_user_string()}: Braintrust rejected the query: {exc.server_message}",
+            metadata={"query": exc.query}) from exc
     context.log.info(_summary_line(result))
-    return dg.MaterializeResult(metadata=_run_metadata(result))
+    return result
 
 
-def _partition_metadata(partition: Any) -> dict[str, Any]:
+def _progress_logger(context: dg.AssetExecutionContext) -> Callable[[dict[str, Any]], None]:
+    def log(progress: dict[str, Any]) -> None:
+        context.log.info(f"progress: {progress['rows']:,} rows in {progress['pages']} pages, "
+                         f"{progress['rows_per_s']:,.0f} rows/s, {progress['retries']} retries, "
+                         f"at {progress['current_day']}")
+    return log
+
+
+def _add_totals(totals: ExportResult, result: ExportResult) -> None:
+    totals.partitions += result.partitions
+    for name in ("pages", "rows_read", "duplicates_dropped", "heavy_pages", "retries", "seconds"):
+        setattr(totals, name, getattr(totals, name) + getattr(result, name))
+    totals.watermark = max(filter(None, [totals.watermark, result.watermark]), default=None, key=int)
+
+
+def _partition_metadata(partition: PartitionResult) -> dict[str, Any]:
     manifest = partition.manifest
     return {
         "dagster/row_count": manifest.rows,
@@ -134,12 +296,8 @@ def _run_metadata(result: ExportResult) -> dict[str, Any]:
     }
 
 
-def _progress_line(progress: dict[str, Any]) -> str:
-    return (f"progress: {progress['rows']:,} rows in {progress['pages']} pages, {progress['rows_per_s']:,.0f} rows/s, "
-            f"{progress['retries']} retries, at {progress['current_day']}")
-
-
 def _summary_line(result: ExportResult) -> str:
     return (f"done: {result.rows_written:,} rows into {len(result.partitions)} partitions, "
             f"{sum(len(p.manifest.files) for p in result.partitions)} files, {result.pages} pages, "
             f"{result.retries} retries, {result.seconds:.1f}s")
+

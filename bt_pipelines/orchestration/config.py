@@ -65,6 +65,45 @@ class ProjectConfig(BaseModel):
         return self.slug or slugify(self.name)
 
 
+RESERVED_TABLES = frozenset({"project_logs", "project_logs_traces", "experiments", "datasets", "experiments_catalog",
+                             "datasets_catalog"})
+
+
+class CustomExport(BaseModel):
+    """A named, filtered daily export of a project's logs, in its own folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="asset and folder name: lower-case letters, digits, '_' or '-'")
+    filter: str = Field(description="a SQL WHERE expression or BTQL filter, e.g. span_attributes.type = 'llm'")
+    whole_traces: bool = Field(default=False, description="export every span of each trace with a matching span")
+    trace_grace_hours: int = Field(default=24, description="with whole_traces: how late (0 to 336 hours) a "
+                                                          "matching span may follow its root's day")
+
+    @field_validator("trace_grace_hours")
+    @classmethod
+    def _grace(cls, value: int) -> int:  # a validator, not Field(ge=...): dg's YAML models refuse those here
+        if not 0 <= value <= 24 * 14:
+            raise ValueError(f"trace_grace_hours must be between 0 and 336, not {value}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
+            raise ValueError(f"export name {value!r} must be lower-case letters, digits, '_' or '-'")
+        if value in RESERVED_TABLES:
+            raise ValueError(f"export name {value!r} is taken by a built-in table")
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("filter is empty")
+        return value
+
+
 class ExportConfig(BaseModel):
     """Everything bt_pipelines needs to export a Braintrust organisation."""
 
@@ -81,6 +120,12 @@ class ExportConfig(BaseModel):
     page_size: int = Field(default=1000, ge=25, le=1000, description="rows per API page (at most 1000)")
     max_partitions_per_run: int | None = Field(
         default=None, ge=1, description="split backfills into runs of this many days (default: one run per range)")
+    experiments: bool = Field(default=True, description="export experiments (one partition each) and their catalog")
+    datasets: bool = Field(default=True, description="export datasets (one partition each) and their catalog")
+    trace_summaries: bool = Field(default=True, description="export one row per trace (project_logs_traces)")
+    exports: list[CustomExport] = Field(default_factory=list, description="named, filtered daily exports")
+    sensor_interval_seconds: int = Field(default=300, ge=30, description="how often sensors look for changes")
+    sensors_running: bool = Field(default=False, description="start the sensors running (else: turn them on in the UI)")
     group_name: str = Field(default="braintrust", description="Dagster asset group")
     key_prefix: str = Field(default="braintrust", description="first part of every asset key")
     s3_endpoint_url: str | None = Field(default=None, description="for S3-compatible stores (MinIO, R2, ...)")
@@ -102,10 +147,14 @@ class ExportConfig(BaseModel):
             raise ValueError("projects is empty: list at least one Braintrust project")
         seen: dict[str, str] = {}
         for project in self.projects:
-            if project.key in seen:
-                raise ValueError(f"projects {seen[project.key]!r} and {project.name!r} both map to the path "
+            name = project.key.replace("-", "_")  # Dagster op names cannot hold '-'
+            if name in seen:
+                raise ValueError(f"projects {seen[name]!r} and {project.name!r} both map to the name "
                                  f"{project.key!r}: give one of them a distinct `slug`")
-            seen[project.key] = project.name
+            seen[name] = project.name
+        names = [e.name for e in self.exports]
+        if len(names) != len(set(names)):
+            raise ValueError(f"exports have duplicate names: {sorted(n for n in set(names) if names.count(n) > 1)}")
         return self
 
     def with_environment(self, environ: dict[str, str] | None = None) -> ExportConfig:

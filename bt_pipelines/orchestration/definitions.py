@@ -10,9 +10,10 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_gcp import GCSResource
 
-from .assets import BraintrustTranslator, build_project_logs_asset
+from .assets import BraintrustTranslator, build_project_assets
 from .config import ExportConfig
 from .resources import BraintrustResource, LakeResource
+from .sensors import build_object_sensor
 
 
 def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
@@ -27,5 +28,10 @@ def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(config: ExportConfig, translator: BraintrustTranslator | None = None) -> dg.Definitions:
     config = config.with_environment()
-    assets = [build_project_logs_asset(config, project, translator) for project in config.projects]
-    return dg.Definitions(assets=assets, resources=build_resources(config))
+    assets, sensors = [], []
+    for project in config.projects:
+        built = build_project_assets(config, project, translator)
+        assets += built.values()
+        sensors += [build_object_sensor(config, project, table, built[table].key)
+                    for table in ("experiments", "datasets") if table in built]
+    return dg.Definitions(assets=assets, sensors=sensors, resources=build_resources(config))

@@ -9,6 +9,7 @@ partition deletes the leftovers, and the manifest always names exactly the parti
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +19,10 @@ import orjson
 from ..timefmt import iso_ms
 from .layout import PartitionPath
 from .schema import SCHEMA_VERSION
-from .storage import Storage
+from .storage import Storage, StorageError
 from .writers import FileInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,9 +81,18 @@ def read_manifest(storage: Storage, path: PartitionPath) -> Manifest | None:
 
 
 def commit(storage: Storage, path: PartitionPath, manifest: Manifest) -> list[str]:
-    """Make `manifest` the partition's truth, then delete what it no longer lists."""
+    """Make `manifest` the partition's truth, then delete what it no longer lists.
+
+    Once the manifest is written the partition is committed: failing to delete leftovers then
+    only leaves orphans for the next commit, so it is logged, not raised.
+    """
     storage.put_bytes(path.manifest_key, manifest.to_json())
     keep = {f.key for f in manifest.files}
-    stale = [key for key in storage.list(path.folder) if key not in keep]
-    storage.delete(stale)
+    try:
+        stale = [key for key in storage.list(path.folder) if key not in keep]
+        storage.delete(stale)
+    except StorageError as exc:
+        log.warning("%s is committed, but its old files could not be removed (the next commit will): %s",
+                    path.folder, exc)
+        return []
     return stale

@@ -182,8 +182,14 @@ def _get(row: dict[str, Any], path: tuple[str, ...]) -> Any:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
     return number if math.isfinite(number) else None
+
+
+_EXACT = 2**53  # larger ints are not exact doubles: Arrow refuses them, so they are converted
 
 
 def _clean_number_map(value: dict[str, Any]) -> dict[str, float | None]:
@@ -196,7 +202,8 @@ def _number_maps(values: list[Any]) -> list[Any]:
     for value in values:
         if not isinstance(value, dict):
             out.append(None)
-        elif all(type(v) is float and math.isfinite(v) or type(v) is int for v in value.values()):
+        elif all(type(v) is float and math.isfinite(v) or type(v) is int and -_EXACT <= v <= _EXACT
+                 for v in value.values()):
             out.append(value)
         else:
             out.append(_clean_number_map(value))

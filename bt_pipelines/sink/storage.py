@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -71,7 +72,7 @@ class LocalStorage(Storage):
         with self._errors("write", "_bt_pipelines/tmp"):
             base = self._path("_bt_pipelines/tmp")
             base.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=base))
+            return Path(tempfile.mkdtemp(prefix=f"run.{socket.gethostname()}.{os.getpid()}.", dir=base))
 
     @contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
@@ -197,7 +198,11 @@ class S3Storage(_BucketStorage):
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": k} for k in keys[start : start + 1000]]
             with self._errors("delete", chunk[0]["Key"]):
-                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+                answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise StorageError(f"S3 could not delete {len(answer['Errors'])} objects, e.g. {first.get('Key')}: "
+                                   f"{first.get('Code')} {first.get('Message')}")
 
 
 class GCSStorage(_BucketStorage):

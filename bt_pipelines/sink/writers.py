@@ -51,6 +51,8 @@ class _Stats:
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.rows += batch.num_rows
         for column, bounds in (("created", self.created), ("_pagination_key", self.pk)):
+            if column not in batch.schema.names:  # catalogs have no pagination key
+                continue
             found = pc.min_max(batch.column(column))
             lo, hi = found["min"].as_py(), found["max"].as_py()
             if lo is not None:

@@ -25,6 +25,8 @@ def list_objects(client: BraintrustClient, kind: str, *, project_id: str | None 
                  page_size: int = 100) -> Iterator[BraintrustObject]:
     """Every live object of a kind, newest first, paging with `starting_after`."""
     params: dict[str, Any] = {"limit": page_size}
+    if client.org_name:
+        params["org_name"] = client.org_name
     if project_id:
         params["project_id"] = project_id
     while True:

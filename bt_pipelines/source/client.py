@@ -86,6 +86,7 @@ class BraintrustClient:
         if not api_key:
             raise AuthError("no Braintrust API key: set BRAINTRUST_API_KEY (or the api_key setting)")
         self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
+        self.org_name = org_name
         headers = {"Authorization": f"Bearer {api_key}", "Accept-Encoding": "gzip",
                    "User-Agent": "bt-pipelines"}
         if org_name:

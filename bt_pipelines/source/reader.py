@@ -115,8 +115,9 @@ class PageReader:
                 self.stats.rows += len(rows)
                 yield rows
         finally:
-            stop.set()
-            while worker.is_alive():  # unblock a worker waiting to hand over a page
+            stop.set()  # the worker stops at its next hand-over; a request in flight is left to finish
+            deadline = time.monotonic() + 2.0
+            while worker.is_alive() and time.monotonic() < deadline:
                 try:
                     inbox.get_nowait()
                 except queue.Empty:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -203,7 +204,7 @@ def test_leftovers_of_a_crashed_run_are_removed_by_the_next_commit(bt, local_lak
     export(bt, local_lake.storage, days=[ALL_DAYS[0]], target=target)
     folder = local_lake.storage.root / target.day_path(ALL_DAYS[0]).folder
     (folder / "0000-orphan-from-a-killed-run.parquet").write_bytes(b"half a file")
-    dead_spool = local_lake.storage.root / "_bt_pipelines" / "tmp" / "run-999999-abc"
+    dead_spool = local_lake.storage.root / "_bt_pipelines" / "tmp" / f"run.{socket.gethostname()}.999999.abc"
     dead_spool.mkdir(parents=True)
     (dead_spool / "x.parquet").write_bytes(b"partial")
     result = export(bt, local_lake.storage, days=[ALL_DAYS[0]], target=target)

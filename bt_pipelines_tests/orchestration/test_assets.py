@@ -50,6 +50,8 @@ def instance(tmp_path):
 
 
 def config(destination, projects=("checkout-assistant",), **extra) -> ExportConfig:
+    """Logs only, unless a test asks for more."""
+    extra = {"experiments": False, "datasets": False, "trace_summaries": False, **extra}
     return ExportConfig(destination=str(destination), projects=[
         {"name": name, "start_date": DAYS[0].isoformat()} for name in projects], **extra)
 
@@ -63,7 +65,11 @@ def test_the_repository_code_location_has_one_daily_asset_per_project():
     from bt_pipelines.definitions import defs
 
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
-    assert set(specs) == {"braintrust/checkout-assistant/project_logs", "braintrust/support-bot-eu/project_logs"}
+    tables = ["project_logs", "project_logs_traces", "llm_spans", "errored_traces", "experiments",
+              "experiments_catalog", "datasets", "datasets_catalog"]
+    assert set(specs) == {f"braintrust/{p}/{t}" for p in ("checkout-assistant", "support-bot-eu") for t in tables}
+    assert {s.name for s in defs.sensors} == {f"braintrust__{p}__{t}_sensor" for t in ("experiments", "datasets")
+                                              for p in ("checkout_assistant", "support_bot_eu")}
     asset = defs.resolve_assets_def(dg.AssetKey.from_user_string("braintrust/checkout-assistant/project_logs"))
     partitions = asset.partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition) and partitions.timezone == "UTC"
@@ -87,7 +93,13 @@ def test_max_partitions_per_run_chunks_backfills(env):
     ({"projects": []}, "projects is empty"),
     ({"projects": [{"name": "a", "start_date": "2026-13-01"}]}, "not a YYYY-MM-DD date"),
     ({"projects": [{"name": "A b", "start_date": "2026-01-01"}, {"name": "a-b", "start_date": "2026-01-01"}]},
-     "both map to the path 'a-b'"),
+     "both map to the name 'a-b'"),
+    ({"projects": [{"name": "a-b", "start_date": "2026-01-01"}, {"name": "a_b", "start_date": "2026-01-01"}]},
+     "both map to the name"),
+    ({"exports": [{"name": "Bad Name", "filter": "x = 1"}]}, "must be lower-case letters"),
+    ({"exports": [{"name": "experiments", "filter": "x = 1"}]}, "taken by a built-in table"),
+    ({"exports": [{"name": "e", "filter": " "}]}, "filter is empty"),
+    ({"exports": [{"name": "e", "filter": "x = 1"}, {"name": "e", "filter": "y = 1"}]}, "duplicate names"),
     ({"projects": [{"name": "a", "start_date": "2026-01-01", "slug": "Bad/Slug"}]}, "must be lower-case"),
     ({"format": "csv"}, "'parquet' or 'jsonl'"),
     ({"page_size": 5000}, "less than or equal to 1000"),
