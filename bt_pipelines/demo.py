@@ -61,11 +61,13 @@ def _export_everything(env: dict[str, str], first_day: str, last_day: str) -> No
     _materialize(env, f"tag:{PARTITIONING_TAG}=none")
 
 
-def _manifests(lake: Path) -> dict[str, list[dict]]:
+def _manifests(lake: Path, first_day: str) -> dict[str, list[dict]]:
+    """This run's manifests: days before `first_day` may remain from runs on earlier days."""
     by_table: dict[str, list[dict]] = {}
     for path in sorted((lake / MANIFEST_ROOT).rglob("*.json")):
         manifest = orjson.loads(path.read_bytes())
-        by_table.setdefault(manifest["table"], []).append(manifest)
+        if manifest["partition"].get("date", first_day) >= first_day and not manifest.get("deleted_at"):
+            by_table.setdefault(manifest["table"], []).append(manifest)
     return by_table
 
 
@@ -80,8 +82,8 @@ def _source_rows(emulator: RunningEmulator, first_day: str) -> int:
         return total
 
 
-def _summary(lake: Path, seconds: float, source_rows: int) -> None:
-    tables = _manifests(lake)
+def _summary(lake: Path, first_day: str, seconds: float, source_rows: int) -> None:
+    tables = _manifests(lake, first_day)
     print(f"\nExported into {lake} in {seconds:.1f} s:\n")
     print(f"  {'table':<22}{'partitions':>11}{'rows':>9}{'files':>7}{'MB':>8}")
     for table, manifests in tables.items():
@@ -98,6 +100,7 @@ def _summary(lake: Path, seconds: float, source_rows: int) -> None:
         SELECT date, count(*) AS spans, count(DISTINCT root_span_id) AS traces,
                round(avg(scores['helpfulness']), 3) AS mean_helpfulness
         FROM read_parquet('{lake}/project_logs/*/*/*.parquet', hive_partitioning = true)
+        WHERE date >= DATE '{first_day}'
         GROUP BY date ORDER BY date"""
     print("DuckDB over the lake:\n" + "\n".join("  " + line.strip() for line in query.splitlines() if line.strip()))
     duckdb.sql(query).show(max_rows=40)
@@ -119,7 +122,7 @@ def run_demo(lake: Path) -> None:
         env = _environment(emulator.url, emulator.api_key, lake, first_day)
         started = time.perf_counter()
         _export_everything(env, first_day, last_day)
-        _summary(lake, time.perf_counter() - started, _source_rows(emulator, first_day))
+        _summary(lake, first_day, time.perf_counter() - started, _source_rows(emulator, first_day))
     finally:
         emulator.stop()
 

@@ -55,6 +55,7 @@ class Request:
     params: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    stale_tail: bool = False  # a fault: serve the last row of a page in an older version
 
     def json(self) -> Any:
         if not self.body:
@@ -314,6 +315,8 @@ class EmulatorApp:
         except (QueryError, ValueError, OverflowError) as exc:
             raise ApiError(400, f"Invalid query: {exc}") from exc
         result = self._run(query, body.get("version"))
+        if request.stale_tail and result.rows and query.select is None and not query.grouped:
+            result.rows[-1] = self.store.previous_version(query.source, query.object_ids, result.rows[-1])
         headers = {"x-bt-cursor": result.cursor} if result.cursor else {}
         headers["x-bt-row-count"] = str(len(result.rows))
         if fmt == "jsonl":

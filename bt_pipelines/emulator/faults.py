@@ -29,6 +29,7 @@ class Faults:
     truncate_every: int = 0
     truncate_share: float = 0.0
     redirect_every: int = 0  # answer with a 303 to a one-time URL, as the real service does for big answers
+    stale_tail_every: int = 0  # a page's last row comes back in an older version ("reads may repeat a row")
     max_faults: int = 0  # stop injecting after this many (0: no cap)
 
     @classmethod
@@ -74,6 +75,7 @@ class Decision:
     reset: bool = False  # send part of the answer, then reset the connection
     truncate: bool = False  # send a well-framed answer whose body is cut short
     redirect: bool = False  # park the answer at a one-time URL and answer 303
+    stale_tail: bool = False  # serve the last row of the page in its previous version
     latency_s: float = 0.0
 
 
@@ -111,6 +113,8 @@ class FaultInjector:
                 decision = Decision(truncate=True, latency_s=latency)
             elif _hit(n, f.redirect_every, 1.0, 0.0):
                 decision = Decision(redirect=True, latency_s=latency)
+            elif _hit(n, f.stale_tail_every, 1.0, 0.0):
+                decision = Decision(stale_tail=True, latency_s=latency)
             if decision != Decision(latency_s=latency):
                 self.injected += 1
             return decision

@@ -70,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
                           {k.lower(): v for k, v in self.headers.items()}, self._read_body())
         limit = _requested_limit(request) if app.faults.faults.heavy_limit_above else None
         decision = app.faults.decide(url.path, limit)
+        request.stale_tail = decision.stale_tail
         if decision.latency_s:
             time.sleep(decision.latency_s)
         rows = 0

@@ -325,3 +325,13 @@ class Store:
                 "SELECT s.key, avg(s.value) FROM rows t, json_each(t.data, '$.scores') s "
                 f"WHERE t.obj = ? AND {LIVE.format(a='t')} AND s.type IN ('integer', 'real') "
                 "GROUP BY s.key ORDER BY s.key", (object_key(source, object_id),)).fetchall())
+
+    def previous_version(self, source: str, object_ids: Iterable[str], row: bytes) -> bytes:
+        """The version of `row` before its current one (itself when it has none), for a fault."""
+        data = orjson.loads(row)
+        objs = [object_key(source, i) for i in object_ids]
+        with self.lock:
+            older = self.db.execute(
+                f"SELECT data FROM rows WHERE obj IN ({','.join('?' * len(objs))}) AND id = ? AND xact < ? "
+                "AND deleted = 0 ORDER BY xact DESC LIMIT 1", (*objs, data["id"], data["_xact_id"])).fetchone()
+        return older[0] if older else row

@@ -101,6 +101,7 @@ class ExportResult:
     pages: int = 0
     rows_read: int = 0
     duplicates_dropped: int = 0
+    stale_replaced: int = 0
     heavy_pages: int = 0
     retries: int = 0
     seconds: float = 0.0
@@ -213,6 +214,7 @@ def _pages(client: BraintrustClient, target: ExportTarget, where: str | None, re
     yield from reader.pages()
     result.pages += reader.stats.pages
     result.heavy_pages += reader.stats.heavy_pages
+    result.stale_replaced += reader.stats.stale_replaced
 
 
 def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[str, Any]]],

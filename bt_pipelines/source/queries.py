@@ -21,9 +21,9 @@ def created_range(start: datetime, end: datetime) -> str:
 
 
 def page(kind: str, object_id: str, *, where: str | None, after: str | None, limit: int, shape: str = "spans",
-         select: str = "*", preview_length: int | None = None) -> str:
-    """One keyset page: rows after `after` in `_pagination_key` order."""
-    keyset = None if after is None else f"_pagination_key > {quote(after)}"
+         select: str = "*", preview_length: int | None = None, inclusive: bool = False) -> str:
+    """One keyset page: rows from `after` on (`>=` when inclusive) in `_pagination_key` order."""
+    keyset = None if after is None else f"_pagination_key {'>=' if inclusive else '>'} {quote(after)}"
     condition = " AND ".join(f"({c})" for c in (where, keyset) if c)
     clauses = [f"select: {select}", f"from: {source(kind, object_id, shape)}"]
     if condition:

@@ -3,9 +3,15 @@
 Every page is pinned to the same `version` (the object's newest `_xact_id` when the read
 starts), so a busy project cannot shift rows between pages. Pages come in `_pagination_key`
 order with the caller's filter; the next page is fetched while the caller works on this one.
-A 500/504 is read as "page too heavy": the same page is asked again with half the LIMIT
-(1000 -> 500 -> ... -> 25), then the size grows back. The read ends on an empty page only
-(a short page may be a cut-short answer, and keyset resumes safely from its last row).
+
+Boundaries: Braintrust may repeat a row with an older `_xact_id` (same `id`, same key). So
+each page resumes at `_pagination_key >= <last key>`, and the rows that share a page's last
+key are held back until the next page, which repeats them. A stale version at a page's end
+then never hides the newer one; the caller keeps the highest `_xact_id` per id in a page.
+
+A 500/504 is read as "page too heavy": after a backoff the same page is asked again with half
+the LIMIT (1000 -> 500 -> ... -> 25), then the size grows back. The read ends on an empty
+page only (a short page may be a cut-short answer, and keyset resumes safely).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class ReadStats:
     heavy_pages: int = 0
     seconds: float = 0.0
     bytes: int = 0
+    stale_replaced: int = 0  # held rows a repeated page brought back in a newer version
     limits: list[int] = field(default_factory=list)
 
 
@@ -44,6 +51,7 @@ class RawPage:
 
     body: bytes
     last_key: str | None
+    repeats: str | None = None  # the key this page starts at again (`>=`), when it does
 
     def rows(self) -> list[dict[str, Any]]:
         return [orjson.loads(line) for line in self.body.splitlines() if line]
@@ -59,6 +67,17 @@ def _raw_page(response: httpx.Response) -> RawPage:
     except orjson.JSONDecodeError as exc:
         raise BodyError(f"a page of rows was cut short ({exc})") from exc
     return RawPage(body, last["_pagination_key"])
+
+
+def _hold_back_tail(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split off the rows that share the last `_pagination_key`: the next page repeats them."""
+    if not rows:
+        return rows, []
+    last = rows[-1]["_pagination_key"]
+    cut = len(rows)
+    while cut > 0 and rows[cut - 1]["_pagination_key"] == last:
+        cut -= 1
+    return rows[:cut], rows[cut:]
 
 
 def read_watermark(client: BraintrustClient, kind: str, object_id: str) -> str | None:
@@ -92,10 +111,11 @@ class PageReader:
         self.prefetch = prefetch
         self.stats = ReadStats()
 
-    def fetch(self, after: str | None, limit: int) -> RawPage:
+    def fetch(self, after: str | None, limit: int, inclusive: bool = False) -> RawPage:
         query = queries.page(self.kind, self.object_id, where=self.where, after=after, limit=limit, shape=self.shape,
-                             select=self.select, preview_length=self.preview_length)
-        return self.client.btql(query, fmt="jsonl", version=self.version, parse=_raw_page, heavy_is_error=True)
+                             select=self.select, preview_length=self.preview_length, inclusive=inclusive)
+        page = self.client.btql(query, fmt="jsonl", version=self.version, parse=_raw_page, heavy_is_error=True)
+        return RawPage(page.body, page.last_key, after if inclusive else None)
 
     def pages(self) -> Iterator[list[dict[str, Any]]]:
         """Pages in order; fetching runs ahead on a thread, at most `prefetch` pages."""
@@ -104,16 +124,26 @@ class PageReader:
         stop = threading.Event()
         worker = threading.Thread(target=self._fetch_all, args=(inbox, stop), name="bt-page-reader", daemon=True)
         worker.start()
+        held: list[dict[str, Any]] = []  # rows sharing the last key, until the next page repeats them
         try:
             while True:
                 kind, item = inbox.get()
                 if kind == "error":
                     raise item
                 if kind == "end":
+                    if held:
+                        yield held
                     return
                 rows = item.rows()
                 self.stats.rows += len(rows)
-                yield rows
+                if held and item.repeats == held[0]["_pagination_key"]:
+                    # This page starts with those rows again, in their snapshot versions.
+                    fresh = {row["id"]: int(row["_xact_id"]) for row in rows if row["_pagination_key"] == item.repeats}
+                    self.stats.stale_replaced += sum(int(r["_xact_id"]) < fresh.get(r["id"], 0) for r in held)
+                    held = []
+                rows, held = _hold_back_tail(held + rows)
+                if rows:
+                    yield rows
         finally:
             stop.set()  # the worker stops at its next hand-over; a request in flight is left to finish
             deadline = time.monotonic() + 2.0
@@ -136,23 +166,30 @@ class PageReader:
 
         try:
             after: str | None = None
+            inclusive = False
             limit = self.page_size
+            heavy_streak = 0
             while not stop.is_set():
                 try:
-                    page = self.fetch(after, limit)
+                    page = self.fetch(after, limit, inclusive)
                 except HeavyPage as heavy:
                     self.stats.heavy_pages += 1
-                    if limit <= MIN_PAGE:
+                    heavy_streak += 1
+                    if limit <= MIN_PAGE and heavy_streak > self.client.retry.max_attempts:
                         raise RetriesExhausted(
                             f"Braintrust answered {heavy.status} even for pages of {MIN_PAGE} rows") from heavy
                     limit = max(MIN_PAGE, limit // 2)
+                    self.client.sleep(self.client.retry.backoff(min(heavy_streak, 6), self.client.rng))
                     continue
+                heavy_streak = 0
                 self.stats.pages += 1
                 self.stats.limits.append(limit)
                 self.stats.bytes += len(page.body)
                 if page.last_key is None:
                     hand("end", None)
                     return
+                # Resume at the last key again (`>=`), unless this page held nothing else: no progress.
+                inclusive = page.last_key != after
                 after = page.last_key
                 limit = min(self.page_size, limit * 2)
                 if not hand("page", page):

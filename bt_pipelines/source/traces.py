@@ -27,7 +27,7 @@ def whole_trace_pages(client: BraintrustClient, kind: str, object_id: str, match
     first, end = day_start(days[0]), day_start(days[-1] + timedelta(days=1))
     where = f"({match}) AND {queries.created_range(first, end + grace)}"
     finder = PageReader(client, kind, object_id, where, version=version, page_size=page_size,
-                        select="root_span_id, _pagination_key")
+                        select="id, _xact_id, _pagination_key, root_span_id")
     roots: list[str] = sorted({row["root_span_id"] for page in finder.pages() for row in page})
     wanted = {d.isoformat() for d in days}
     for start in range(0, len(roots), TRACES_PER_FETCH):

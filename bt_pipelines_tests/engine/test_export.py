@@ -211,3 +211,23 @@ def test_leftovers_of_a_crashed_run_are_removed_by_the_next_commit(bt, local_lak
     assert any("orphan" in key for key in result.partitions[0].removed)
     assert not dead_spool.exists()
     assert_lake_equals_source(bt, local_lake.storage, target, [ALL_DAYS[0]])
+
+
+def test_a_stale_version_at_a_page_boundary_never_hides_the_newer_one(bt, local_lake):
+    target = target_for(bt)
+    bt.set_faults(stale_tail_every=1)  # every page's last row comes back in its previous version
+    try:
+        result = export(bt, local_lake.storage, target=target, page_size=25)
+    finally:
+        bt.clear_faults()
+    assert result.stale_replaced > 0  # stale versions did end pages, and were replaced
+    assert_lake_equals_source(bt, local_lake.storage, target)
+
+
+def test_pages_resume_at_the_last_key_and_hold_back_its_rows():
+    from bt_pipelines.source.reader import _hold_back_tail
+
+    rows = [{"_pagination_key": k, "id": i} for i, k in enumerate(["p1", "p2", "p3", "p3"])]
+    assert _hold_back_tail(rows) == (rows[:2], rows[2:])
+    assert _hold_back_tail(rows[2:]) == ([], rows[2:])
+    assert _hold_back_tail([]) == ([], [])
