@@ -57,3 +57,27 @@ def source_pairs(bt: RunningEmulator, project_id: str, day: date) -> Counter:
                 return pairs
             pairs.update((r["id"], r["_xact_id"]) for r in rows)
             last = rows[-1]["_pagination_key"]
+
+
+def object_pairs(bt: RunningEmulator, kind: str, object_id: str, version: str | None = None,
+                 shape: str = "spans", where: str | None = None) -> Counter:
+    """(id, _xact_id) of every row of an object (at `version`), walked by keyset."""
+    pairs: Counter = Counter()
+    last = None
+    with bt.client() as client:
+        while True:
+            conditions = [c for c in (where, f"_pagination_key > '{last}'" if last else None) if c]
+            query = (f"select: id, _xact_id, _pagination_key | from: {kind}('{object_id}') {shape}"
+                     + (f" | filter: {' AND '.join(f'({c})' for c in conditions)}" if conditions else "")
+                     + " | sort: _pagination_key asc | limit: 1000")
+            body = {"query": query, **({"version": version} if version else {})}
+            rows = client.post("/btql", json=body).json()["data"]
+            if not rows:
+                return pairs
+            pairs.update((r["id"], r["_xact_id"]) for r in rows)
+            last = rows[-1]["_pagination_key"]
+
+
+def folder_pairs(storage: Storage, folder: str) -> Counter:
+    """(id, _xact_id) of every row in every data file under a folder (all date sub-folders)."""
+    return Counter((r["id"], str(r["_xact_id"])) for key in storage.list(folder) for r in read_rows(storage, key))
