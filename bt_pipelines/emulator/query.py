@@ -57,13 +57,15 @@ class QueryRunner:
             limit = MAX_LIMIT
         with store.lock:
             latest = store.max_xact(objs)
+            if version is None and query.cursor and _cursor_kind(query.cursor) == "o":
+                version = _decode_cursor(query.cursor, "o").partition(":")[2] or None  # the offset's snapshot
             as_of = _as_of(version, latest)
             compiler = Compiler("t", now_micros())
             relation = self._relation(query, objs, as_of, latest, compiler)
             if query.grouped:
                 result = self._grouped(query, relation, compiler, limit)
             else:
-                result = self._rows(query, relation, compiler, limit)
+                result = self._rows(query, relation, compiler, limit, as_of or latest)
         result.warnings = warnings
         result.watermark = as_of or latest
         return result
@@ -104,7 +106,7 @@ class QueryRunner:
         )
 
     # -- plain row queries ----------------------------------------------------------------
-    def _rows(self, query: Query, relation: _Relation, c: Compiler, limit: int) -> Result:
+    def _rows(self, query: Query, relation: _Relation, c: Compiler, limit: int, snapshot: str | None) -> Result:
         table, where = relation.at("t")
         conditions = [where]
         if query.filter is not None and query.shape != "traces":
@@ -121,7 +123,7 @@ class QueryRunner:
                 f"{c.compile(k.expr, allow_aggregates=False).text} {'DESC' if k.descending else 'ASC'}"
                 for k in query.sort
             ) + ", t.pk DESC"
-            offset = int(_decode_cursor(query.cursor, "o")) if query.cursor else 0
+            offset = _offset(query.cursor) if query.cursor else 0
         computed = [(i, c.value(i.expr)) for i in query.select or [] if not _is_plain_path(i)]
         extra = "".join(f", {sql.text}" for _, sql in computed)
         sql = (f"SELECT t.pk, t.data{extra} FROM {table} WHERE {' AND '.join(conditions)} "
@@ -136,7 +138,7 @@ class QueryRunner:
         cursor = None
         if fetched:
             cursor = _encode_cursor("k", fetched[-1][0]) if keyset is not None else _encode_cursor(
-                "o", str(offset + len(fetched)))
+                "o", f"{offset + len(fetched)}:{snapshot or ''}")
         return Result(rows, cursor, columns)
 
     # -- dimensions / measures ------------------------------------------------------------
@@ -192,6 +194,21 @@ def _keyset_direction(query: Query) -> bool | None:
 
 def _encode_cursor(kind: str, value: str) -> str:
     return base64.b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+
+
+def _cursor_kind(cursor: str) -> str | None:
+    try:
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")[0]
+    except ValueError:
+        return None
+
+
+def _offset(cursor: str) -> int:
+    """An offset cursor is `o:<offset>:<snapshot>`: later pages read the first page's snapshot."""
+    text = _decode_cursor(cursor, "o").partition(":")[0]
+    if not text.isdigit():
+        raise QueryError(f"invalid cursor {cursor!r}")
+    return int(text)
 
 
 def _decode_cursor(cursor: str, kind: str) -> str:

@@ -205,3 +205,13 @@ def test_unsupported_queries_are_query_errors(store, project, query, message):
     dataset = store.create_object("dataset", "d", project)["id"]
     with pytest.raises(QueryError, match=message):
         run(store, query.format(p=project, d=dataset))
+
+
+def test_offset_cursors_keep_their_snapshot_while_others_write(store, project):
+    log(store, project, *({"id": f"r{i}", "metadata": {"n": i}} for i in range(6)))
+    query = f"select: id | from: project_logs('{project}') | sort: metadata.n desc | limit: 2"
+    page1, cursor = run(store, query)
+    log(store, project, {"id": "r3", "_is_merge": True, "metadata": {"n": 99}}, {"id": "new", "metadata": {"n": 50}})
+    page2, cursor = run(store, query + f' | cursor: "{cursor}"')
+    page3, _ = run(store, query + f' | cursor: "{cursor}"')
+    assert [r["id"] for r in page1 + page2 + page3] == ["r5", "r4", "r3", "r2", "r1", "r0"]
