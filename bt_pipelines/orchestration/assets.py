@@ -39,6 +39,7 @@ from ..sink.storage import parse_destination
 from ..source.catalog import BraintrustObject, resolve_projects
 from ..source.client import BraintrustClient
 from ..source.errors import QueryRejected
+from .checks import Unit, build_partition_checks
 from .config import CustomExport, ExportConfig, ProjectConfig
 from .objects import KINDS, list_project_objects, object_counts
 from .resources import BraintrustResource, LakeResource
@@ -54,6 +55,15 @@ _DESCRIPTIONS = {
     "experiments_catalog": "catalog of experiments (one row each, rewritten every run)",
     "datasets_catalog": "catalog of datasets (one row each, rewritten every run)",
 }
+
+
+@dataclass(frozen=True)
+class Built:
+    """One exported table's asset and its checks."""
+
+    asset: dg.AssetsDefinition
+    checks: list[dg.AssetChecksDefinition]
+    partitioning: str
 
 
 @dataclass(frozen=True)
@@ -127,8 +137,8 @@ def _resolve_project(client: BraintrustClient, project: ProjectConfig) -> Braint
 
 # -- builders --------------------------------------------------------------------------------------
 def build_project_assets(config: ExportConfig, project: ProjectConfig,
-                         translator: BraintrustTranslator | None = None) -> dict[str, dg.AssetsDefinition]:
-    """Every asset of one project, by lake table name."""
+                         translator: BraintrustTranslator | None = None) -> dict[str, Built]:
+    """Every asset of one project (with its checks), by lake table name."""
     assets = {"project_logs": build_daily_asset(config, project, "project_logs", PROJECT_LOGS, translator)}
     if config.trace_summaries:
         assets["project_logs_traces"] = build_daily_asset(config, project, "project_logs_traces", TRACE_SUMMARIES,
@@ -143,7 +153,7 @@ def build_project_assets(config: ExportConfig, project: ProjectConfig,
 
 
 def build_custom_export_asset(config: ExportConfig, project: ProjectConfig, export: CustomExport,
-                              translator: BraintrustTranslator | None = None) -> dg.AssetsDefinition:
+                              translator: BraintrustTranslator | None = None) -> Built:
     what = "whole traces with a span matching" if export.whole_traces else "spans matching"
     description = f"logs: {what} `{export.filter}`"
     return build_daily_asset(config, project, export.name, PROJECT_LOGS, translator, description=description,
@@ -153,35 +163,52 @@ def build_custom_export_asset(config: ExportConfig, project: ProjectConfig, expo
 
 def build_daily_asset(config: ExportConfig, project: ProjectConfig, table: str, schema: TableSchema,
                       translator: BraintrustTranslator | None = None, description: str | None = None,
-                      **target_fields: Any) -> dg.AssetsDefinition:
+                      **target_fields: Any) -> Built:
     spec = _spec(config, project, table, schema, translator, "daily", description)
+    partitions = daily_partitions(project)
 
-    @dg.multi_asset(name=_op_name(spec), specs=[spec], partitions_def=daily_partitions(project),
+    def target_of(found: BraintrustObject) -> ExportTarget:
+        return ExportTarget(table, schema, "project_logs", found.id, found.name, (("project", project.key),),
+                            **target_fields)
+
+    def units_of(client: BraintrustClient, keys: list[str]) -> list[Unit]:
+        target = target_of(_resolve_project(client, project))
+        return [Unit(k, target.day_path(date.fromisoformat(k)), date.fromisoformat(k), target) for k in keys]
+
+    @dg.multi_asset(name=_op_name(spec), specs=[spec], partitions_def=partitions,
                     backfill_policy=backfill_policy(config), pool=POOL)
     def _daily(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
                lake: LakeResource) -> dg.MaterializeResult:
         days = window_days(context)
         context.log.info(f"exporting {table} of {project.name!r} for {days[0]}..{days[-1]} ({len(days)} days)")
         with braintrust.client() as client:
-            found = _resolve_project(client, project)
-            target = ExportTarget(table, schema, "project_logs", found.id, found.name, (("project", project.key),),
-                                  **target_fields)
+            target = target_of(_resolve_project(client, project))
             result = _run(context, spec, lambda: export_days(client, lake.storage(), target, days,
                                                              _options(config, context), _progress_logger(context)))
         for partition in result.partitions:
             context.add_asset_metadata(_partition_metadata(partition), partition_key=partition.day.isoformat())
         return dg.MaterializeResult(metadata=_run_metadata(result))
 
-    return _daily
+    return Built(_daily, build_partition_checks(spec.key, partitions, schema, units_of), "daily")
 
 
 def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
-                       translator: BraintrustTranslator | None = None) -> dg.AssetsDefinition:
+                       translator: BraintrustTranslator | None = None) -> Built:
     schema = EXPERIMENTS if table == "experiments" else DATASETS
     spec = _spec(config, project, table, schema, translator, "object")
     kind = KINDS[table]
+    partitions = object_partitions(config, project, table)
 
-    @dg.multi_asset(name=_op_name(spec), specs=[spec], partitions_def=object_partitions(config, project, table),
+    def target_of(key: str, obj: BraintrustObject | None) -> ExportTarget:
+        return ExportTarget(table, schema, kind, obj.id if obj else "", obj.name if obj else key,
+                            (("project", project.key), (kind, key)))
+
+    def units_of(client: BraintrustClient, keys: list[str]) -> list[Unit]:
+        listing = list_project_objects(client, table, _resolve_project(client, project))
+        targets = {key: target_of(key, listing.by_key.get(key)) for key in keys}
+        return [Unit(key, target.object_path(), None, target) for key, target in targets.items()]
+
+    @dg.multi_asset(name=_op_name(spec), specs=[spec], partitions_def=partitions,
                     backfill_policy=backfill_policy(config), pool=POOL)
     def _objects(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
                  lake: LakeResource) -> dg.MaterializeResult:
@@ -190,8 +217,7 @@ def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
             listing = list_project_objects(client, table, _resolve_project(client, project))
             for key in context.partition_keys:
                 obj = listing.by_key.get(key)
-                target = ExportTarget(table, schema, kind, obj.id if obj else "", obj.name if obj else key,
-                                      (("project", project.key), (kind, key)))
+                target = target_of(key, obj)
                 if obj is None:
                     context.log.warning(f"{kind} {key!r} no longer exists in Braintrust: removing it from the lake")
                     partition = remove_object(lake.storage(), target, _options(config, context))
@@ -204,13 +230,15 @@ def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
                                             f"{kind}_name": obj.name, "deleted": False}, partition_key=key)
         return dg.MaterializeResult(metadata=_run_metadata(totals))
 
-    return _objects
+    return Built(_objects, build_partition_checks(spec.key, partitions, schema, units_of), "object")
 
 
 def build_catalog_asset(config: ExportConfig, project: ProjectConfig, table: str,
-                        translator: BraintrustTranslator | None = None) -> dg.AssetsDefinition:
+                        translator: BraintrustTranslator | None = None) -> Built:
     schema = EXPERIMENTS_CATALOG if table == "experiments" else DATASETS_CATALOG
     spec = _spec(config, project, schema.table, schema, translator, "none")
+    path = PartitionPath(schema.table, (("project", project.key),))
+    unit = Unit("", path, None, ExportTarget(schema.table, schema, KINDS[table], "", "", ()))
 
     @dg.multi_asset(name=_op_name(spec), specs=[spec], pool=POOL)
     def _catalog(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
@@ -218,13 +246,13 @@ def build_catalog_asset(config: ExportConfig, project: ProjectConfig, table: str
         with braintrust.client() as client:
             listing = list_project_objects(client, table, _resolve_project(client, project))
             rows = [_catalog_row(client, table, key, obj) for key, obj in listing.by_key.items()]
-        path = PartitionPath(schema.table, (("project", project.key),))
         partition = write_snapshot(lake.storage(), path, schema, rows,
                                    {"kind": KINDS[table], "project_id": listing.project.id},
                                    _options(config, context))
         return dg.MaterializeResult(metadata=_partition_metadata(partition))
 
-    return _catalog
+    checks = build_partition_checks(spec.key, None, schema, lambda client, keys: [unit], with_source=False)
+    return Built(_catalog, checks, "none")
 
 
 def _catalog_row(client: BraintrustClient, table: str, key: str, obj: BraintrustObject) -> dict[str, Any]:

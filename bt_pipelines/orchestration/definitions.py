@@ -11,6 +11,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_gcp import GCSResource
 
 from .assets import BraintrustTranslator, build_project_assets
+from .checks import build_freshness_checks
 from .config import ExportConfig
 from .resources import BraintrustResource, LakeResource
 from .sensors import build_object_sensor
@@ -28,10 +29,15 @@ def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(config: ExportConfig, translator: BraintrustTranslator | None = None) -> dg.Definitions:
     config = config.with_environment()
-    assets, sensors = [], []
+    assets, checks, sensors, daily = [], [], [], []
     for project in config.projects:
         built = build_project_assets(config, project, translator)
-        assets += built.values()
-        sensors += [build_object_sensor(config, project, table, built[table].key)
+        for table in built.values():
+            assets.append(table.asset)
+            checks += table.checks
+            if table.partitioning == "daily":
+                daily.append(table.asset.key)
+        sensors += [build_object_sensor(config, project, table, built[table].asset.key)
                     for table in ("experiments", "datasets") if table in built]
-    return dg.Definitions(assets=assets, sensors=sensors, resources=build_resources(config))
+    checks += build_freshness_checks(config, daily)
+    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, resources=build_resources(config))
