@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .emulator import DEFAULT_API_KEY, Faults, start_emulator
 
@@ -39,6 +40,17 @@ def _discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from .orchestration.preflight import check_command
+    from .source.errors import ConfigError
+
+    try:
+        return check_command(args.root)
+    except (ConfigError, ValueError) as exc:
+        print(f"bt-pipelines check: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bt-pipelines", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     found = commands.add_parser("discover", help="register experiment and dataset partitions in $DAGSTER_HOME")
     found.add_argument("-m", "--module", default="bt_pipelines.definitions", help="the code location's module")
     found.set_defaults(func=_discover)
+    check = commands.add_parser("check", help="preflight: API, key, projects and destination, writing nothing")
+    check.add_argument("root", nargs="?", type=Path, default=Path.cwd(),
+                       help="where to look for defs.yaml files that declare bt_pipelines (default: here)")
+    check.set_defaults(func=_check)
     return parser
 
 

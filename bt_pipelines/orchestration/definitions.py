@@ -40,4 +40,7 @@ def build_definitions(config: ExportConfig, translator: BraintrustTranslator | N
         sensors += [build_object_sensor(config, project, table, built[table].asset.key)
                     for table in ("experiments", "datasets") if table in built]
     checks += build_freshness_checks(config, daily)
-    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, resources=build_resources(config))
+    from .preflight import build_preflight_job  # it builds on this module's resources
+
+    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, jobs=[build_preflight_job(config)],
+                          resources=build_resources(config))

@@ -120,8 +120,16 @@ class LocalStorage(Storage):
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
 
     def delete(self, keys: Iterable[str]) -> None:
+        """Delete files, and the folders they leave empty (up to the lake's root)."""
+        root = self.root.resolve()
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            with self._errors("delete", key):
+                path.unlink(missing_ok=True)
+                for parent in path.parents:
+                    if parent == root or not parent.is_relative_to(root) or any(parent.iterdir()):
+                        break
+                    parent.rmdir()
 
 
 class _BucketStorage(Storage):
