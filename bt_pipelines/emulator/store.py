@@ -8,6 +8,7 @@ Python threads only take turns.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import uuid
@@ -52,6 +53,14 @@ LIVE = "{a}.latest = 1 AND {a}.deleted = 0"
 KINDS = ("project", "experiment", "dataset")
 ROW_KIND = {"project": "project_logs", "experiment": "experiment", "dataset": "dataset"}
 OBJECT_OF_SOURCE = {"project_logs": "project", "experiment": "experiment", "dataset": "dataset"}
+
+
+def dump_row(data: dict[str, Any]) -> bytes:
+    """A row as stored and served: compact JSON, keys sorted (any depth of nesting)."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # deeper than orjson's 254 levels
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class NotFound(LookupError):
@@ -271,7 +280,7 @@ class Store:
         db.execute(
             "INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             (obj, data["id"], xact, data["_pagination_key"], micros, data.get("root_span_id"),
-             int(bool(data.get("is_root"))), int(deleted), orjson.dumps(data, option=orjson.OPT_SORT_KEYS)),
+             int(bool(data.get("is_root"))), int(deleted), dump_row(data)),
         )
 
     def bulk_insert(self, obj: str, rows: Iterable[tuple[str, str, str, int, str, int, bytes]]) -> None:

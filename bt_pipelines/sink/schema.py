@@ -8,6 +8,7 @@ Bump SCHEMA_VERSION whenever a column is added, removed or retyped.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -222,10 +223,16 @@ def _string_lists(values: list[Any]) -> list[Any]:
     return out
 
 
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # nested deeper than orjson goes (254 levels): the stdlib has no limit here
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
 def _json_texts(values: list[Any]) -> pa.Array:
     """JSON text without decoding to str in Python: Arrow checks the UTF-8 as it casts."""
-    dumps = orjson.dumps
-    return pa.array([None if v is None else dumps(v) for v in values], pa.binary()).cast(pa.string())
+    return pa.array([None if v is None else _dumps(v) for v in values], pa.binary()).cast(pa.string())
 
 
 def _strings(values: list[Any]) -> list[Any]:

@@ -7,22 +7,50 @@ which is what the manifest commit relies on.
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import shutil
 import socket
 import tempfile
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from ..source.errors import ConfigError
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_PERMANENT_S3 = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
+                 "InvalidBucketName", "AccountProblem", "NoSuchKey", "InvalidRequest", "AuthorizationHeaderMalformed"}
+
 
 class StorageError(Exception):
     """The lake's storage refused or failed an operation; the message says what to check."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient  # worth trying again (5xx, throttling, a dropped connection)
+
+
+def retrying(action: Callable[[], T], *, attempts: int = 4, base_delay: float = 0.5) -> T:
+    """Run a storage call, again after a backoff while it fails in a transient way."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except StorageError as exc:
+            if not exc.transient or attempt + 1 == attempts:
+                if exc.transient:
+                    raise StorageError(f"{exc} (after {attempts} attempts)") from None
+                raise
+            delay = random.uniform(0, base_delay * 2**attempt)
+            log.info("storage call failed (%s); retry %d in %.1fs", exc, attempt + 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 class Storage(ABC):
@@ -163,35 +191,47 @@ class S3Storage(_BucketStorage):
     @contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
         from boto3.exceptions import S3UploadFailedError
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             yield
         except ClientError as exc:
             error = exc.response.get("Error", {})
             reason = f"{error.get('Code')}: {error.get('Message')}"
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            transient = error.get("Code") not in _PERMANENT_S3 and (status >= 500 or status in (408, 429) or not status)
         except (BotoCoreError, S3UploadFailedError) as exc:
             reason = str(exc).rpartition("An error occurred ")[2] or str(exc)
+            transient = not isinstance(exc, NoCredentialsError) and not any(c in reason for c in _PERMANENT_S3)
         else:
             return
         raise StorageError(f"S3 could not {action} {self.uri(key)}: {reason}; check that the bucket exists, the "
-                           "endpoint, and that the credentials may write to it")
+                           "endpoint, and that the credentials may write to it", transient=transient)
 
     def put_file(self, local: Path, key: str) -> None:
-        with self._errors("write", key):
-            self.client.upload_file(str(local), self.bucket, self._key(key), Config=self.transfer)
+        def upload() -> None:
+            with self._errors("write", key):
+                self.client.upload_file(str(local), self.bucket, self._key(key), Config=self.transfer)
+
+        retrying(upload)
         local.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self._errors("write", key):
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        def put() -> None:
+            with self._errors("write", key):
+                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+        retrying(put)
 
     def get_bytes(self, key: str) -> bytes | None:
-        with self._errors("read", key):
-            try:
-                return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-            except self.client.exceptions.NoSuchKey:
-                return None
+        def get() -> bytes | None:
+            with self._errors("read", key):
+                try:
+                    return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+                except self.client.exceptions.NoSuchKey:
+                    return None
+
+        return retrying(get)
 
     def list(self, prefix: str) -> list[str]:
         keys = []
@@ -223,23 +263,30 @@ class GCSStorage(_BucketStorage):
 
     @contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
-        from google.api_core.exceptions import GoogleAPIError
-        from google.auth.exceptions import GoogleAuthError
+        from google.api_core.exceptions import GoogleAPIError, ServerError, TooManyRequests
+        from google.auth.exceptions import GoogleAuthError, TransportError
 
         try:
             yield
         except (GoogleAPIError, GoogleAuthError) as exc:
+            transient = isinstance(exc, ServerError | TooManyRequests | TransportError)
             raise StorageError(f"GCS could not {action} {self.uri(key)}: {exc}; check that the bucket exists "
-                               "and the credentials may write to it") from None
+                               "and the credentials may write to it", transient=transient) from None
 
     def put_file(self, local: Path, key: str) -> None:
-        with self._errors("write", key):
-            self.bucket.blob(self._key(key)).upload_from_filename(str(local))
+        def upload() -> None:
+            with self._errors("write", key):
+                self.bucket.blob(self._key(key)).upload_from_filename(str(local))
+
+        retrying(upload)
         local.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self._errors("write", key):
-            self.bucket.blob(self._key(key)).upload_from_string(data)
+        def put() -> None:
+            with self._errors("write", key):
+                self.bucket.blob(self._key(key)).upload_from_string(data)
+
+        retrying(put)
 
     def get_bytes(self, key: str) -> bytes | None:
         from google.api_core.exceptions import NotFound
