@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from .emulator import RunningEmulator, start_emulator
+from .emulator import DEFAULT_API_KEY, RunningEmulator, start_emulator
 from .orchestration.assets import PARTITIONING_TAG
 from .orchestration.config import API_URL_ENV, DESTINATION_ENV, START_DATE_ENV
 from .sink.layout import MANIFEST_ROOT
@@ -112,11 +112,11 @@ def _summary(lake: Path, first_day: str, seconds: float, source_rows: int) -> No
     duckdb.sql(experiments).show(max_rows=40)
 
 
-def run_demo(lake: Path) -> None:
+def run_demo(lake: Path, api_key: str = DEFAULT_API_KEY) -> None:
     today = datetime.now(UTC).date()
     first_day, last_day = (today - timedelta(days=DAYS - 1)).isoformat(), today.isoformat()
     print(f"Starting a Braintrust emulator with a seeded demo organisation ({DAYS} days of logs)...", flush=True)
-    emulator = start_emulator(seed="demo", days=DAYS)
+    emulator = start_emulator(seed="demo", days=DAYS, api_key=api_key)
     try:
         print(f"  {emulator.url}", flush=True)
         env = _environment(emulator.url, emulator.api_key, lake, first_day)
@@ -149,12 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lake", type=Path, default=REPO / "lake", help="where the lake goes (default ./lake)")
     parser.add_argument("--ui", action="store_true", help="open the Dagster UI instead of exporting once")
     parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the emulator's key (the demo passes it on)")
     args = parser.parse_args(argv)
     lake = args.lake.absolute()
     if args.ui:
         run_ui(lake, args.port)
     else:
-        run_demo(lake)
+        run_demo(lake, args.api_key)
 
 
 if __name__ == "__main__":
