@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,45 @@ def _check(args: argparse.Namespace) -> int:
         return 2
 
 
+def _export(args: argparse.Namespace) -> int:
+    """Export days of one project's logs, with a progress line when a person watches."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from .engine.sync import ExportOptions, ExportTarget, export_days
+    from .sink.layout import slugify
+    from .sink.schema import PROJECT_LOGS
+    from .sink.storage import open_storage
+    from .source.catalog import resolve_projects
+    from .source.client import BraintrustClient
+    from .source.errors import BraintrustError
+
+    end = date.fromisoformat(args.end) if args.end else datetime.now(UTC).date()
+    start = date.fromisoformat(args.start) if args.start else end - timedelta(days=args.days - 1)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    watching = sys.stderr.isatty()
+
+    def show(progress: dict) -> None:
+        line = (f"{progress['current_day']}  {progress['rows']:>12,} rows  {progress['rows_per_s']:>9,.0f} rows/s  "
+                f"{progress['pages']:>6} pages  {progress['retries']} retries")
+        print(("\r  " + line) if watching else line, end="" if watching else "\n", file=sys.stderr, flush=True)
+
+    try:
+        with BraintrustClient(args.api_url, os.environ.get("BRAINTRUST_API_KEY", "")) as client:
+            found = resolve_projects(client, [args.project])[args.project]
+            target = ExportTarget("project_logs", PROJECT_LOGS, "project_logs", found.id, found.name,
+                                  (("project", slugify(found.name)),))
+            options = ExportOptions(format=args.format, progress_every_pages=1 if watching else 20)
+            result = export_days(client, open_storage(args.destination), target, days, options, on_progress=show)
+    except (BraintrustError, ValueError, OSError) as exc:
+        print(f"\nbt-pipelines export: {exc}", file=sys.stderr)
+        return 1
+    if watching:
+        print(file=sys.stderr)
+    print(f"{result.rows_written:,} rows of {found.name!r} into {len(result.partitions)} partitions "
+          f"({days[0]}..{days[-1]}) in {result.seconds:.1f}s, {result.pages} pages, {result.retries} retries")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bt-pipelines", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("root", nargs="?", type=Path, default=Path.cwd(),
                        help="where to look for defs.yaml files that declare bt_pipelines (default: here)")
     check.set_defaults(func=_check)
+    export = commands.add_parser("export", help="export days of one project's logs now, without Dagster")
+    export.add_argument("project", help="project name or id")
+    export.add_argument("--destination", required=True, help="a folder, s3://bucket/prefix or gs://bucket/prefix")
+    export.add_argument("--days", type=int, default=1, help="the last N UTC days, today included (default 1)")
+    export.add_argument("--start", help="first day, YYYY-MM-DD (instead of --days)")
+    export.add_argument("--end", help="last day, YYYY-MM-DD (default: today)")
+    export.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    export.add_argument("--api-url", default=os.environ.get("BRAINTRUST_API_URL", "https://api.braintrust.dev"))
+    export.set_defaults(func=_export)
     return parser
 
 
