@@ -84,8 +84,13 @@ class BraintrustTranslator:
     def get_asset_spec(self, props: TableProps) -> dg.AssetSpec:
         config, project = props.config, props.project
         storage = _STORAGE_KIND[parse_destination(config.destination)[0]]
+        freshness = None
+        if props.partitioning == "daily":  # a day without a run is news: warn, then fail after twice as long
+            window = timedelta(hours=config.freshness_hours)
+            freshness = dg.FreshnessPolicy.time_window(warn_window=window, fail_window=2 * window)
         return dg.AssetSpec(
             key=dg.AssetKey([config.key_prefix, project.key, props.table]),
+            freshness_policy=freshness,
             group_name=config.group_name,
             kinds={"braintrust", config.format, storage},
             description=f"Braintrust {props.description} of project {project.name!r}, in "

@@ -4,7 +4,7 @@
   the version the export was pinned to. A failure means rows went missing: re-materialize.
 - `unique_ids` (ERROR, blocking): no id twice in a partition.
 - `schema` (ERROR, blocking): every file has the documented schema of this version.
-- freshness (WARN): the asset was materialized within `freshness_hours`.
+(Freshness is a `FreshnessPolicy` on each daily asset: see assets.py.)
 A check over a range of partitions (a backfill run) checks each and names the ones that fail.
 
 No `from __future__ import annotations` here: Dagster reads these annotations at runtime.
@@ -13,7 +13,7 @@ No `from __future__ import annotations` here: Dagster reads these annotations at
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
@@ -24,7 +24,6 @@ from ..sink.schema import TableSchema
 from ..sink.storage import Storage
 from ..source.client import BraintrustClient
 from ..source.errors import BraintrustError
-from .config import ExportConfig
 from .resources import BraintrustResource, LakeResource
 
 
@@ -57,14 +56,6 @@ def build_partition_checks(asset_key: dg.AssetKey, partitions_def: dg.Partitions
                              description="rows equal Braintrust's count for the same range at the pinned version",
                              evaluate=_matches_source))
     return checks
-
-
-def build_freshness_checks(config: ExportConfig, asset_keys: list[dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
-    if not asset_keys:
-        return []
-    return list(dg.build_last_update_freshness_checks(
-        assets=asset_keys, lower_bound_delta=timedelta(hours=config.freshness_hours),
-        severity=dg.AssetCheckSeverity.WARN))
 
 
 def _matches_source(client: BraintrustClient, storage: Storage, unit: Unit) -> CheckOutcome:

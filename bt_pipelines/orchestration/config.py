@@ -125,7 +125,8 @@ class ExportConfig(BaseModel):
     trace_summaries: bool = Field(default=True, description="export one row per trace (project_logs_traces)")
     exports: list[CustomExport] = Field(default_factory=list, description="named, filtered daily exports")
     sensor_interval_seconds: int = Field(default=300, ge=30, description="how often sensors look for changes")
-    freshness_hours: int = Field(default=30, ge=1, description="warn when a daily asset was not updated for this long")
+    freshness_hours: int = Field(default=30, ge=1, description="a daily asset not updated for this long is stale "
+                                                                "(warning; failing after twice as long)")
     sensors_running: bool = Field(default=False, description="start the sensors running (else: turn them on in the UI)")
     group_name: str = Field(default="braintrust", description="Dagster asset group")
     key_prefix: str = Field(default="braintrust", description="first part of every asset key")

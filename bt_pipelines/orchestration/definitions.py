@@ -11,7 +11,6 @@ from dagster_aws.s3 import S3Resource
 from dagster_gcp import GCSResource
 
 from .assets import BraintrustTranslator, build_project_assets
-from .checks import build_freshness_checks
 from .config import ExportConfig
 from .resources import BraintrustResource, LakeResource
 from .sensors import build_object_sensor
@@ -29,17 +28,14 @@ def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(config: ExportConfig, translator: BraintrustTranslator | None = None) -> dg.Definitions:
     config = config.with_environment()
-    assets, checks, sensors, daily = [], [], [], []
+    assets, checks, sensors = [], [], []
     for project in config.projects:
         built = build_project_assets(config, project, translator)
         for table in built.values():
             assets.append(table.asset)
             checks += table.checks
-            if table.partitioning == "daily":
-                daily.append(table.asset.key)
         sensors += [build_object_sensor(config, project, table, built[table].asset.key)
                     for table in ("experiments", "datasets") if table in built]
-    checks += build_freshness_checks(config, daily)
     from .preflight import build_preflight_job  # it builds on this module's resources
 
     return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, jobs=[build_preflight_job(config)],

@@ -19,6 +19,7 @@ from bt_pipelines.sink.manifest import read_manifest
 from bt_pipelines.sink.storage import open_storage
 
 from ..lakeview import lake_pairs, source_pairs
+from .conftest import use_emulator
 
 KEY = "sk-dagster-test-key-0987654321"
 TODAY = datetime.now(UTC).date()
@@ -34,19 +35,13 @@ def bt():
 
 @pytest.fixture
 def env(bt, monkeypatch, tmp_path):
-    monkeypatch.setenv("BRAINTRUST_API_URL", bt.url)
-    monkeypatch.setenv("BRAINTRUST_API_KEY", KEY)
-    monkeypatch.delenv("BT_PIPELINES_DESTINATION", raising=False)
-    monkeypatch.delenv("BT_PIPELINES_START_DATE", raising=False)
+    use_emulator(monkeypatch, bt)
     return tmp_path
 
 
 @pytest.fixture
-def instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.DagsterInstance.local_temp(str(home)) as made:
-        yield made
+def instance(dagster_instance):
+    return dagster_instance
 
 
 def config(destination, projects=("checkout-assistant",), **extra) -> ExportConfig:

@@ -10,6 +10,8 @@ import pytest
 from bt_pipelines import ExportConfig, build_definitions
 from bt_pipelines.emulator import emulator
 
+from .conftest import use_emulator
+
 KEY = "sk-checks-test-key"
 TODAY = datetime.now(UTC).date()
 DAYS = [TODAY - timedelta(days=1), TODAY]
@@ -23,23 +25,16 @@ def bt():
 
 
 @pytest.fixture
-def setup(bt, monkeypatch, tmp_path):
-    monkeypatch.setenv("BRAINTRUST_API_URL", bt.url)
-    monkeypatch.setenv("BRAINTRUST_API_KEY", KEY)
-    for name in ("BT_PIPELINES_DESTINATION", "BT_PIPELINES_START_DATE"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "home").mkdir()
+def setup(bt, monkeypatch, tmp_path, dagster_instance):
+    use_emulator(monkeypatch, bt)
     config = ExportConfig(destination=str(tmp_path / "lake"), projects=[
         {"name": "checkout-assistant", "start_date": DAYS[0].isoformat()}], experiments=False, datasets=False,
         trace_summaries=False)
-    defs = build_definitions(config)
-    with dg.DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
-        yield defs, instance, tmp_path / "lake"
+    return build_definitions(config), dagster_instance, tmp_path / "lake"
 
 
 def checks_of(defs):
-    return [c for c in defs.asset_checks if LOGS in {k.asset_key for k in c.check_keys}
-            and not any("freshness" in k.name for k in c.check_keys)]
+    return [c for c in defs.asset_checks if LOGS in {k.asset_key for k in c.check_keys}]
 
 
 def run(defs, instance, **partition) -> dict[str, dg.AssetCheckEvaluation]:
@@ -77,8 +72,10 @@ def test_failures_across_a_range_name_each_failing_partition():
     assert result.metadata["failed_partitions"].value == "2026-01-02"
 
 
-def test_every_daily_asset_has_a_freshness_check(setup):
+def test_every_daily_asset_has_a_freshness_policy(setup):
     defs, _, _ = setup
-    names = {k.name for c in defs.asset_checks for k in c.check_keys if k.asset_key == LOGS}
-    assert any("freshness" in name for name in names)
+    (spec,) = [s for s in defs.resolve_all_asset_specs() if s.key == LOGS]
+    policy = spec.freshness_policy
+    assert policy.warn_window.to_timedelta() == timedelta(hours=30)
+    assert policy.fail_window.to_timedelta() == timedelta(hours=60)
 

@@ -15,6 +15,7 @@ from bt_pipelines.sink.manifest import read_manifest
 from bt_pipelines.sink.storage import open_storage
 
 from ..lakeview import folder_pairs, object_pairs, read_rows
+from .conftest import use_emulator
 
 KEY = "sk-objects-test-key"
 TODAY = datetime.now(UTC).date()
@@ -27,19 +28,13 @@ def bt():
 
 
 @pytest.fixture
-def setup(bt, monkeypatch, tmp_path):
-    monkeypatch.setenv("BRAINTRUST_API_URL", bt.url)
-    monkeypatch.setenv("BRAINTRUST_API_KEY", KEY)
-    for name in ("BT_PIPELINES_DESTINATION", "BT_PIPELINES_START_DATE"):
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
+def setup(bt, monkeypatch, tmp_path, dagster_instance):
+    use_emulator(monkeypatch, bt)
     lake = tmp_path / "lake"
     config = ExportConfig(destination=str(lake), projects=[{"name": "checkout-assistant",
                                                             "start_date": (TODAY - timedelta(days=1)).isoformat()}],
                           exports=[{"name": "bad_filter", "filter": "span_attributes.type === 'llm'"}])
-    with dg.DagsterInstance.local_temp(str(home)) as instance:
-        yield build_definitions(config), instance, open_storage(str(lake))
+    return build_definitions(config), dagster_instance, open_storage(str(lake))
 
 
 def asset(defs, table):
