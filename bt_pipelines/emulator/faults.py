@@ -24,6 +24,8 @@ class Faults:
     heavy_limit_above: int = 0  # a /btql query with a larger LIMIT fails with heavy_status
     heavy_status: int = 500
     latency_ms: float = 0.0
+    slow_every: int = 0  # every Nth matching request answers after slow_ms: a client's read timeout
+    slow_ms: float = 5000.0
     reset_every: int = 0
     reset_share: float = 0.0
     truncate_every: int = 0
@@ -99,7 +101,7 @@ class FaultInjector:
             self.count += 1
             n = self.count
             draws = [self.rng.random() for _ in range(3)]  # always three: decisions stay aligned
-            latency = f.latency_ms / 1000
+            latency = f.latency_ms / 1000 + (f.slow_ms / 1000 if _hit(n, f.slow_every, 1.0, 0.0) else 0.0)
             if f.max_faults and self.injected >= f.max_faults:
                 return Decision(latency_s=latency)
             decision = Decision(latency_s=latency)

@@ -7,6 +7,7 @@ import logging
 import secrets
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -152,6 +153,13 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         self.blobs: dict[str, Response] = {}
         self.blob_lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a timeout, a reset) is ordinary here; anything else is logged."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
 
     def park_blob(self, response: Response) -> Response:
         """Keep an answer at a one-time URL, like a signed object-store URL, and point there."""

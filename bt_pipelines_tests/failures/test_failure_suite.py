@@ -51,6 +51,18 @@ def assert_exact(bt, storage, target):
         assert_folder_is_manifest(storage, target.day_path(day))
 
 
+def test_read_timeouts_are_retried_and_end_exact(bt, local_lake):
+    target = target_for(bt)
+    bt.set_faults(slow_every=3, slow_ms=1500)
+    try:
+        with BraintrustClient(bt.url, bt.api_key, timeout=0.5, sleep=lambda s: None) as braintrust:
+            result = export_days(braintrust, local_lake.storage, target, ALL_DAYS, ExportOptions(page_size=50))
+    finally:
+        bt.clear_faults()
+    assert result.retries >= 2
+    assert_exact(bt, local_lake.storage, target)
+
+
 class FlakyS3:
     """A real S3 client (on moto's server) whose first writes fail with 503 SlowDown."""
 
