@@ -187,3 +187,22 @@ def test_random_fault_schedules_all_end_exact(bt, lake_factory, capsys):
         assert_exact(bt, lake.storage, target)
     with capsys.disabled():
         print(f"\n{SCHEDULES} random fault schedules ran, each ending with an exact lake")
+
+
+class DeniedS3(FlakyS3):
+    """A real S3 client whose writes are refused, as a bucket policy without s3:PutObject would."""
+
+    def _maybe_fail(self, operation: str) -> None:
+        self.failures += 1
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, operation)
+
+
+def test_no_write_permission_fails_at_once_with_the_reason(bt, s3_endpoint, no_sleep):
+    client = s3_client(s3_endpoint)
+    client.create_bucket(Bucket="read-only-lake")
+    denied = DeniedS3(client, failures=0)
+    with quick_client(bt) as braintrust, pytest.raises(StorageError, match="AccessDenied: Access Denied") as raised:
+        export_days(braintrust, open_storage("s3://read-only-lake/x", s3_client=denied), target_for(bt), ALL_DAYS)
+    assert denied.failures == 1 and "after 4 attempts" not in str(raised.value)  # permanent: not retried
+    assert open_storage("s3://read-only-lake/x", s3_client=client).list("") == []
