@@ -35,6 +35,11 @@ lint: .venv/.synced
 ui: .venv/.synced
 	.venv/bin/python -m bt_pipelines.demo --ui
 
+## bench: exporters side by side on the same emulator data (see docs/benchmarks.md)
+bench: $(UV)
+	$(UV) sync --frozen --extra dev --extra bench --quiet
+	.venv/bin/python -m benchmarks --write
+
 ## emulator: a seeded Braintrust emulator on http://127.0.0.1:8000
 emulator: .venv/.synced
 	.venv/bin/bt-pipelines emulator --seed demo

@@ -1,18 +1,21 @@
-"""`python -m benchmarks <name> [options]`: measurements that are not tests."""
+"""`python -m benchmarks [options]` compares exporters; `python -m benchmarks emulator` measures the emulator.
+
+Measurements, not tests: nothing here asserts a speed.
+"""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHMARKS = {"emulator": "benchmarks.emulator"}
+SUBCOMMANDS = {"emulator": "benchmarks.emulator"}
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
-        print(f"usage: python -m benchmarks {{{','.join(BENCHMARKS)}}} [options]", file=sys.stderr)
-        sys.exit(2)
-    importlib.import_module(BENCHMARKS[sys.argv[1]]).main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:])
+    else:
+        importlib.import_module("benchmarks.compare").main(sys.argv[1:])
 
 
 main()
