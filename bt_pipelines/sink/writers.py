@@ -100,16 +100,17 @@ class _JsonlSink(_Sink):
         self.maps = [c.name for c in schema.columns if c.kind == "number_map"]
 
     def write(self, table: pa.Table) -> None:
-        lines = []
-        for row in table.to_pylist():
-            for name in self.timestamps:
-                if row[name] is not None:
-                    row[name] = iso_ms(row[name])
-            for name in self.maps:
-                if row[name] is not None:
-                    row[name] = dict(row[name])
-            lines.append(orjson.dumps(row))
-        self.file.write(self.deflate.compress(b"\n".join(lines) + b"\n"))
+        for batch in table.to_batches(max_chunksize=2000):  # Python objects for 2,000 rows at a time, at most
+            lines = []
+            for row in batch.to_pylist():
+                for name in self.timestamps:
+                    if row[name] is not None:
+                        row[name] = iso_ms(row[name])
+                for name in self.maps:
+                    if row[name] is not None:
+                        row[name] = dict(row[name])
+                lines.append(orjson.dumps(row))
+            self.file.write(self.deflate.compress(b"\n".join(lines) + b"\n"))
 
     def size(self) -> int:
         return self.file.tell()
