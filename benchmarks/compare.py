@@ -147,8 +147,10 @@ def scaling(sizes: list[int], days: int, work: Path) -> str:
     lines = ["| spans | wall (s) | rows/s | peak RSS (MB) |", "|---:|---:|---:|---:|"]
     for spans in sizes:
         emulator = Emulator(spans, days, 0)
+        folder = work / f"scale-{spans}"
+        (folder / "home").mkdir(parents=True)
         try:
-            (row,) = run_contenders(emulator, spans, days, {"Parquet (ZSTD)"}, work / f"scale-{spans}")
+            (row,) = run_contenders(emulator, spans, days, {"Parquet (ZSTD)"}, folder)
         finally:
             emulator.stop()
         m = row.measured
