@@ -41,7 +41,7 @@ from ..source import queries
 from ..source.client import BraintrustClient
 from ..source.reader import PageReader, read_watermark
 from ..source.traces import whole_trace_pages
-from ..timefmt import day_start
+from ..timefmt import day_start, iso_ms
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
@@ -154,7 +154,7 @@ def remove_object(storage: Storage, target: ExportTarget, options: ExportOptions
     path = target.object_path()
     manifest = Manifest(table=target.table, partition=dict(path.keys), format=options.format, watermark=None,
                         files=[], source=target.source(), query="", run_id=options.run_id,
-                        deleted_at=datetime.now(UTC).isoformat())
+                        deleted_at=iso_ms(datetime.now(UTC)))
     return PartitionResult(None, path, manifest, storage.uri(path.folder), commit(storage, path, manifest))
 
 
