@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 
 def iso_ms(moment: datetime) -> str:
@@ -14,12 +14,3 @@ def iso_ms(moment: datetime) -> str:
 def day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
-
-def days_between(start: datetime, end: datetime) -> list[date]:
-    """The UTC days that [start, end) covers."""
-    first = start.astimezone(UTC).date()
-    out = []
-    while day_start(first) < end:
-        out.append(first)
-        first += timedelta(days=1)
-    return out

@@ -9,7 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from bt_pipelines import ExportConfig
@@ -83,4 +82,3 @@ def test_the_preflight_job_fails_in_dagster_with_the_same_findings(bt, tmp_path,
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "project 'nope': no project named 'nope'" in failure.message
-    assert isinstance(result.dagster_run, dg.DagsterRun)

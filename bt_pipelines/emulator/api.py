@@ -15,11 +15,10 @@ import orjson
 from .btql import QueryError, parse_query
 from .btql.ast import Query
 from .faults import FaultInjector, Faults
-from .ids import format_ts, now_micros
 from .parquet import rows_to_parquet
 from .query import QueryRunner, Result
 from .rows import COLUMNS, WriteError
-from .store import KINDS, NotFound, Store
+from .store import NotFound, Store
 
 LOGS3_PAYLOAD_MAX_BYTES = 6 * 1024 * 1024
 EMULATOR_VERSION = "bt_pipelines-emulator/0.1"
@@ -377,5 +376,3 @@ def _int(value: Any, name: str) -> int | None:
     except (TypeError, ValueError) as exc:
         raise ApiError(400, f"{name} must be a whole number, not {value!r}") from exc
 
-
-__all__ = ["KINDS", "ApiError", "EmulatorApp", "Request", "Response", "format_ts", "now_micros"]

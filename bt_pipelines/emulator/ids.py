@@ -9,10 +9,6 @@ _XACT_PREFIX = 0x0DE1 << 48
 MAX_ROWS_PER_XACT = 1 << 16  # the pagination key keeps 16 bits for a row's place in its write
 
 
-def xact_seconds(xact: int) -> int:
-    return (xact >> 16) & 0xFFFFFFFF
-
-
 class XactClock:
     """`(0x0DE1 << 48) | (unix_seconds << 16) | counter`: fixed width, so string order is time order."""
 

@@ -11,6 +11,7 @@ import orjson
 from .btql.ast import Ident, Item, Query, QueryError
 from .btql.compile import Compiler, Sql
 from .ids import format_ts, now_micros
+from .rows import COLUMNS
 from .store import LIVE, OBJECT_OF_SOURCE, Store, object_key
 from .summary import SummaryCache
 
@@ -131,7 +132,7 @@ class QueryRunner:
         fetched = self.store.db.execute(sql, c.params).fetchall() if limit else []
         if query.select is None:
             rows = [r[1].encode() if isinstance(r[1], str) else r[1] for r in fetched]
-            columns = list(self.store.columns(query.source))
+            columns = list(COLUMNS[query.source])
         else:
             rows = [_project(query.select, computed, r) for r in fetched]
             columns = [i.alias for i in query.select]

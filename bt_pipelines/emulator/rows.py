@@ -32,8 +32,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 # Filled by the server, never taken from an event.
 SYSTEM_FIELDS = frozenset({"_xact_id", "_pagination_key", "is_root", "audit_data", "org_id",
                            "log_id", "project_id", "experiment_id", "dataset_id"})
-CONTROL_FIELDS = frozenset({"_is_merge", "_merge_paths", "_array_delete", "_object_delete",
-                            "_parent_id", "_audit_source", "_audit_metadata"})
 
 
 class WriteError(ValueError):

@@ -21,7 +21,6 @@ import orjson
 
 from .ids import MAX_ROWS_PER_XACT, XactClock, format_ts, now_micros, pagination_key
 from .rows import (
-    COLUMNS,
     WriteError,
     apply_event,
     check_event,
@@ -51,7 +50,6 @@ _INDEX_STATEMENTS = [line for line in _SCHEMA.splitlines() if line.startswith("C
 _SECONDARY_INDEXES = [statement.split()[5] for statement in _INDEX_STATEMENTS]
 LIVE = "{a}.latest = 1 AND {a}.deleted = 0"
 KINDS = ("project", "experiment", "dataset")
-ROW_KIND = {"project": "project_logs", "experiment": "experiment", "dataset": "dataset"}
 OBJECT_OF_SOURCE = {"project_logs": "project", "experiment": "experiment", "dataset": "dataset"}
 
 
@@ -312,9 +310,6 @@ class Store:
     def max_xact(self, objs: Iterable[str]) -> str | None:
         found = [self._max_xact[o] for o in objs if o in self._max_xact]
         return max(found) if found else None
-
-    def columns(self, source: str) -> tuple[str, ...]:
-        return COLUMNS[source]
 
     def fetch_latest(self, obj: str, row_id: str) -> dict[str, Any] | None:
         with self.lock:

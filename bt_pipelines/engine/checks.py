@@ -60,15 +60,8 @@ def source_count(client: BraintrustClient, target: ExportTarget, day: date | Non
                                                          target.filter or "true", [day], version=version,
                                                          grace=target.trace_grace) for row in page}
         return len(ids)
-    conditions = []
-    if day is not None:
-        conditions.append(queries.created_range(day_start(day), day_start(day + timedelta(days=1))))
-    if target.filter:
-        conditions.append(target.filter)
-    where = " AND ".join(f"({c})" for c in conditions)
-    query = f"measures: count(1) as n | from: {queries.source(target.source_kind, target.object_id, target.shape)}"
-    if where:
-        query += f" | filter: {where}"
+    day_range = None if day is None else queries.created_range(day_start(day), day_start(day + timedelta(days=1)))
+    query = queries.count(target.source_kind, target.object_id, queries.all_of(day_range, target.filter), target.shape)
     return int(client.btql(query, version=version)["data"][0]["n"])
 
 

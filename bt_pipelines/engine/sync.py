@@ -206,8 +206,7 @@ def _pages(client: BraintrustClient, target: ExportTarget, where: str | None, re
            options: ExportOptions) -> Iterator[list[dict[str, Any]]]:
     if result.watermark is None:  # nothing was ever written: nothing to read
         return
-    if target.filter:
-        where = f"({where}) AND ({target.filter})" if where else target.filter
+    where = queries.all_of(where, target.filter) or None
     reader = PageReader(client, target.source_kind, target.object_id, where, version=result.watermark,
                         shape=target.shape, page_size=options.page_size, prefetch=options.prefetch,
                         preview_length=-1 if target.shape == "summary" else None)
@@ -307,12 +306,13 @@ def _route(target: ExportTarget, rows: list[dict[str, Any]], units: dict[str, Pa
     batch = to_batch(target.schema, rows)
     day_of = [row.get("__day") or _day(row["created"]) for row in rows]
     unique = set(day_of)
+    days = pa.array(day_of) if len(unique) > 1 else None
     stray = {d for d in unique if unit_of_day(d) not in units}
     if stray:
         raise RuntimeError(f"Braintrust returned rows created on {sorted(stray)}, outside the requested days "
                            f"{sorted(units)}; the lake was not changed")
     for day in unique:
-        part = batch if len(unique) == 1 else batch.filter(pc.equal(pa.array(day_of), day))
+        part = batch if days is None else batch.filter(pc.equal(days, day))
         writer = writers.get(day)
         if writer is None:
             writer = writers[day] = PartitionWriter(storage, target.day_path(date.fromisoformat(day)), target.schema,

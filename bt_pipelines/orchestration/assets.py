@@ -298,7 +298,7 @@ def _progress_logger(context: dg.AssetExecutionContext) -> Callable[[dict[str, A
 
 def _add_totals(totals: ExportResult, result: ExportResult) -> None:
     totals.partitions += result.partitions
-    for name in ("pages", "rows_read", "duplicates_dropped", "heavy_pages", "retries", "seconds"):
+    for name in ("pages", "rows_read", "duplicates_dropped", "stale_replaced", "heavy_pages", "retries", "seconds"):
         setattr(totals, name, getattr(totals, name) + getattr(result, name))
     totals.watermark = max(filter(None, [totals.watermark, result.watermark]), default=None, key=int)
 
@@ -323,6 +323,8 @@ def _run_metadata(result: ExportResult) -> dict[str, Any]:
         "pages": result.pages,
         "retries": result.retries,
         "heavy_pages": result.heavy_pages,
+        "duplicates_dropped": result.duplicates_dropped,
+        "stale_versions_replaced": result.stale_replaced,
         "duration_s": round(result.seconds, 3),
         "rows_per_s": round(result.rows_read / result.seconds, 1) if result.seconds else 0.0,
         "watermark": result.watermark or "",

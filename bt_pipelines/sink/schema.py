@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -87,53 +87,33 @@ _SPAN_BODY = (
     Column("_async_scoring_state", "json"),
 )
 
-PROJECT_LOGS = TableSchema("project_logs", (*_IDS, Column("org_id", "string"), Column("log_id", "string"), *_SPAN_BODY))
-EXPERIMENTS = TableSchema("experiments", (*_IDS, Column("experiment_id", "string"), *_SPAN_BODY))
-DATASETS = TableSchema("datasets", (
-    Column("id", "string", doc="the record's id"),
-    Column("created", "timestamp", doc="when the record was first written (UTC)"),
-    Column("_xact_id", "xact", doc="transaction id of the record's latest write"),
-    Column("_pagination_key", "string"),
-    Column("dataset_id", "string"),
-    Column("project_id", "string"),
-    Column("input", "json"),
-    Column("expected", "json"),
-    Column("metadata", "json"),
-    Column("tags", "string_list"),
-    Column("origin", "json"),
-    Column("span_id", "string"),
-    Column("root_span_id", "string"),
-    Column("is_root", "bool"),
-    Column("comments", "json"),
-    Column("audit_data", "json"),
-    Column("facets", "json"),
-    Column("classifications", "json"),
-))
-TRACE_SUMMARIES = TableSchema("project_logs_traces", (
-    Column("id", "string", doc="the root span's row id: one row per trace"),
-    Column("span_id", "string"),
-    Column("root_span_id", "string"),
-    Column("created", "timestamp", doc="the root span's created; decides the date partition"),
-    Column("_xact_id", "xact", doc="the newest _xact_id of any span in the trace"),
-    Column("_pagination_key", "string"),
-    Column("project_id", "string"),
-    Column("org_id", "string"),
-    Column("log_id", "string"),
-    Column("span_name", "string", ("span_attributes", "name"), doc="the root span's name"),
-    Column("span_type", "string", ("span_attributes", "type"), doc="the root span's type"),
-    Column("input", "json", doc="the root span's input, whole"),
-    Column("output", "json"),
-    Column("expected", "json"),
-    Column("error", "json"),
-    Column("metadata", "json"),
-    Column("scores", "number_map", doc="each score averaged over the trace's spans"),
-    Column("metrics", "number_map", doc="summed tokens and cost, llm_calls, tool_calls, errors, start, end, duration"),
-    Column("tags", "string_list"),
-    Column("span_attributes", "json"),
-    Column("span_type_info", "json"),
-    Column("comments", "json"),
-    Column("origin", "json"),
-))
+_OWNERS = (Column("org_id", "string"), Column("log_id", "string"), Column("experiment_id", "string"),
+           Column("dataset_id", "string"), Column("span_type_info", "json"))
+_POOL = {c.name: c for c in (*_IDS, *_SPAN_BODY, *_OWNERS)}
+
+
+def _pick(*names: str, **docs: str) -> tuple[Column, ...]:
+    """Columns of the shared definitions, in this order, with a doc of their own where given."""
+    return tuple(replace(_POOL[n], doc=docs[n]) if n in docs else _POOL[n] for n in names)
+
+
+PROJECT_LOGS = TableSchema("project_logs", (*_IDS, *_pick("org_id", "log_id"), *_SPAN_BODY))
+EXPERIMENTS = TableSchema("experiments", (*_IDS, *_pick("experiment_id"), *_SPAN_BODY))
+DATASETS = TableSchema("datasets", _pick(
+    "id", "created", "_xact_id", "_pagination_key", "dataset_id", "project_id", "input", "expected", "metadata",
+    "tags", "origin", "span_id", "root_span_id", "is_root", "comments", "audit_data", "facets", "classifications",
+    id="the record's id", created="when the record was first written (UTC)",
+    _xact_id="transaction id of the record's latest write", _pagination_key=""))
+TRACE_SUMMARIES = TableSchema("project_logs_traces", _pick(
+    "id", "span_id", "root_span_id", "created", "_xact_id", "_pagination_key", "project_id", "org_id", "log_id",
+    "span_name", "span_type", "input", "output", "expected", "error", "metadata", "scores", "metrics", "tags",
+    "span_attributes", "span_type_info", "comments", "origin",
+    id="the root span's row id: one row per trace", root_span_id="",
+    created="the root span's created; decides the date partition",
+    _xact_id="the newest _xact_id of any span in the trace", _pagination_key="",
+    span_name="the root span's name", span_type="the root span's type", input="the root span's input, whole",
+    scores="each score averaged over the trace's spans",
+    metrics="summed tokens and cost, llm_calls, tool_calls, errors, start, end, duration"))
 EXPERIMENTS_CATALOG = TableSchema("experiments_catalog", (
     Column("id", "string"),
     Column("name", "string"),

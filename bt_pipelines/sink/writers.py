@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,15 +61,21 @@ class _Stats:
                 bounds[1] = hi if bounds[1] is None else max(bounds[1], hi)
 
 
-class _Sink:
+class _Sink(ABC):
     """One open file of a format."""
 
     def __init__(self, path: Path, schema: TableSchema):
         self.path = path
         self.schema = schema
 
+    @abstractmethod
     def write(self, table: pa.Table) -> None: ...
-    def size(self) -> int: ...
+
+    @abstractmethod
+    def size(self) -> int:
+        """Bytes written so far: files roll at the size target."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
 

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -49,8 +49,6 @@ class CallStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
-    bytes_received: int = 0
-    by_status: dict[int, int] = field(default_factory=dict)
 
 
 class HeavyPage(BraintrustError):
@@ -114,9 +112,6 @@ class BraintrustClient:
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._call("GET", path, params=params, parse=_json, what=f"GET {path}")
 
-    def post_json(self, path: str, body: dict[str, Any]) -> Any:
-        return self._call("POST", path, json=body, parse=_json, what=f"POST {path}")
-
     def btql(self, query: str, *, fmt: str = "json", version: str | None = None,
              parse: Callable[[httpx.Response], Any] | None = None, heavy_is_error: bool = False) -> Any:
         """Run a BTQL query; `parse` turns the answer into what the caller wants.
@@ -138,7 +133,6 @@ class BraintrustClient:
             try:
                 response = self._send(method, path, **kwargs)
                 status = response.status_code
-                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
                 if status < 300:
                     return parse(response)
                 message = _server_message(response)
@@ -175,7 +169,6 @@ class BraintrustClient:
             # A large answer parked in object storage: the signed URL must not get our key.
             response = httpx.get(response.headers["location"], timeout=self._http.timeout,
                                  headers={"Accept-Encoding": "gzip"})
-        self.stats.bytes_received += len(response.content)
         return response
 
 

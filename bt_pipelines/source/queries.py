@@ -20,11 +20,17 @@ def created_range(start: datetime, end: datetime) -> str:
     return f"created >= {quote(iso_ms(start))} AND created < {quote(iso_ms(end))}"
 
 
+def all_of(*conditions: str | None) -> str:
+    """A filter that holds when every given condition does ('' when none is given)."""
+    given = [c for c in conditions if c]
+    return given[0] if len(given) == 1 else " AND ".join(f"({c})" for c in given)
+
+
 def page(kind: str, object_id: str, *, where: str | None, after: str | None, limit: int, shape: str = "spans",
          select: str = "*", preview_length: int | None = None, inclusive: bool = False) -> str:
     """One keyset page: rows from `after` on (`>=` when inclusive) in `_pagination_key` order."""
     keyset = None if after is None else f"_pagination_key {'>=' if inclusive else '>'} {quote(after)}"
-    condition = " AND ".join(f"({c})" for c in (where, keyset) if c)
+    condition = all_of(where, keyset)
     clauses = [f"select: {select}", f"from: {source(kind, object_id, shape)}"]
     if condition:
         clauses.append(f"filter: {condition}")
@@ -39,5 +45,6 @@ def watermark(kind: str, object_id: str) -> str:
     return f"measures: max(_xact_id) as watermark | from: {source(kind, object_id)}"
 
 
-def count(kind: str, object_id: str, where: str, shape: str = "spans") -> str:
-    return f"measures: count(1) as n | from: {source(kind, object_id, shape)} | filter: {where}"
+def count(kind: str, object_id: str, where: str = "", shape: str = "spans") -> str:
+    query = f"measures: count(1) as n | from: {source(kind, object_id, shape)}"
+    return f"{query} | filter: {where}" if where else query

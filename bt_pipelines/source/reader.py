@@ -40,7 +40,6 @@ class ReadStats:
     rows: int = 0
     heavy_pages: int = 0
     seconds: float = 0.0
-    bytes: int = 0
     stale_replaced: int = 0  # held rows a repeated page brought back in a newer version
     limits: list[int] = field(default_factory=list)
 
@@ -184,7 +183,6 @@ class PageReader:
                 heavy_streak = 0
                 self.stats.pages += 1
                 self.stats.limits.append(limit)
-                self.stats.bytes += len(page.body)
                 if page.last_key is None:
                     hand("end", None)
                     return

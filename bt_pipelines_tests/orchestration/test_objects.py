@@ -131,10 +131,10 @@ def test_a_rejected_filter_fails_the_run_naming_the_asset_and_writes_nothing(bt,
     result = dg.materialize([asset(defs, "bad_filter")], resources=defs.resources, instance=instance,
                             partition_key=TODAY.isoformat(), raise_on_error=False)
     assert not result.success
-    error = result.get_step_failure_events()[0].step_failure_data.error
-    message = (error.cause or error).message if "Failure" not in error.cls_name else error.message
-    assert "braintrust/checkout-assistant/bad_filter" in str(error) + message
-    assert "expected an expression" in str(error) + message
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure.description.startswith(
+        "asset braintrust/checkout-assistant/bad_filter: Braintrust rejected the query: Invalid query: expected an "
+        "expression")
     assert storage.list("bad_filter") == []
 
 
