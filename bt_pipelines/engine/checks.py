@@ -7,7 +7,7 @@ import gzip
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import orjson
@@ -19,11 +19,9 @@ from ..sink.layout import PartitionPath
 from ..sink.manifest import Manifest, read_manifest
 from ..sink.schema import SCHEMA_VERSION, TableSchema
 from ..sink.storage import Storage
-from ..source import queries
 from ..source.client import BraintrustClient
-from ..source.traces import whole_trace_pages
-from ..timefmt import day_start
-from .sync import ExportTarget
+from .model import ExportTarget
+from .reconcile import source_count
 
 
 @dataclass
@@ -52,17 +50,6 @@ def matches_source(client: BraintrustClient, storage: Storage, target: ExportTar
         return CheckOutcome(True, f"{manifest.rows} rows, as in Braintrust at version {manifest.watermark}", metadata)
     return CheckOutcome(False, f"the lake has {manifest.rows} rows but Braintrust has {expected} for the same range "
                                f"at version {manifest.watermark}: re-materialize this partition", metadata)
-
-
-def source_count(client: BraintrustClient, target: ExportTarget, day: date | None, version: str) -> int:
-    if target.whole_traces and day is not None:
-        ids = {row["id"] for page in whole_trace_pages(client, target.source_kind, target.object_id,
-                                                         target.filter or "true", [day], version=version,
-                                                         grace=target.trace_grace) for row in page}
-        return len(ids)
-    day_range = None if day is None else queries.created_range(day_start(day), day_start(day + timedelta(days=1)))
-    query = queries.count(target.source_kind, target.object_id, queries.all_of(day_range, target.filter), target.shape)
-    return int(client.btql(query, version=version)["data"][0]["n"])
 
 
 def unique_ids(storage: Storage, path: PartitionPath) -> CheckOutcome:

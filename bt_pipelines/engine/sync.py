@@ -8,6 +8,11 @@ Two kinds of commit unit:
 Either way the read is one snapshot pinned to the object's watermark, files are stored first,
 then each unit's manifest is committed (see `sink.manifest`).
 
+A unit already in the lake is refreshed incrementally (`engine.incremental`): only rows changed
+since its manifest's watermark are read, and the result's row count is checked against the
+source's before it is committed (a unit that differs is read whole). `full_refresh` reads every
+unit whole; `reconcile` also checks the units nothing was written to since their last commit.
+
 Duplicates: a row's `id` and its `_pagination_key` are fixed together at its first insert,
 and pages are keyset on `_pagination_key`, so one `id` can only come back twice inside a
 single page (as an older version next to a newer one). Keeping the highest `_xact_id` per page
@@ -24,16 +29,12 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from ..sink.layout import PartitionPath
-from ..sink.manifest import Manifest, commit
+from ..sink.manifest import Manifest, commit, read_manifest
 from ..sink.schema import TableSchema, to_batch
 from ..sink.storage import LocalStorage, Storage
 from ..sink.writers import FileInfo, PartitionWriter
@@ -42,73 +43,16 @@ from ..source.client import BraintrustClient
 from ..source.reader import PageReader, read_watermark
 from ..source.traces import whole_trace_pages
 from ..timefmt import day_start, iso_ms
+from .incremental import Unit, can_refresh, refresh
+from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult
+from .reconcile import differing_units
+from .routing import closing, latest_per_id, parts_by_day, utc_day
+
+__all__ = ["ExportOptions", "ExportResult", "ExportTarget", "PartitionResult", "contiguous_ranges", "export_days",
+           "export_object", "remove_object", "write_snapshot"]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class ExportTarget:
-    """What to export and where it lands: one Braintrust object into one lake table."""
-
-    table: str
-    schema: TableSchema
-    source_kind: str  # project_logs | experiment | dataset
-    object_id: str
-    object_name: str
-    partition_keys: tuple[tuple[str, str], ...]  # e.g. (("project", "checkout-assistant"),)
-    shape: str = "spans"  # spans | summary
-    filter: str | None = None  # a BTQL/SQL filter expression
-    whole_traces: bool = False  # with `filter`: every span of each trace with a matching span
-    trace_grace: timedelta = timedelta(hours=24)  # how late a matching span may follow its root's day
-
-    def day_path(self, day: date) -> PartitionPath:
-        return PartitionPath(self.table, (*self.partition_keys, ("date", day.isoformat())))
-
-    def object_path(self) -> PartitionPath:
-        return PartitionPath(self.table, self.partition_keys)
-
-    def source(self) -> dict[str, Any]:
-        return {"kind": self.source_kind, "id": self.object_id, "name": self.object_name, "shape": self.shape,
-                "filter": self.filter, "whole_traces": self.whole_traces}
-
-
-@dataclass
-class ExportOptions:
-    format: str = "parquet"
-    target_file_bytes: int = 256 * 1024 * 1024
-    row_group_rows: int = 20_000  # files roll between row groups
-    page_size: int = 1000
-    prefetch: int = 2
-    buffer_budget_bytes: int = 48 * 1024 * 1024  # all open partitions' buffers together
-    run_id: str | None = None
-    progress_every_pages: int = 20
-
-
-@dataclass
-class PartitionResult:
-    day: date | None  # None for a whole-object unit
-    path: PartitionPath
-    manifest: Manifest
-    uri: str
-    removed: list[str]
-
-
-@dataclass
-class ExportResult:
-    partitions: list[PartitionResult] = field(default_factory=list)
-    watermark: str | None = None
-    pages: int = 0
-    rows_read: int = 0
-    duplicates_dropped: int = 0
-    stale_replaced: int = 0
-    heavy_pages: int = 0
-    retries: int = 0
-    seconds: float = 0.0
-
-    @property
-    def rows_written(self) -> int:
-        return sum(p.manifest.rows for p in self.partitions)
 
 
 def contiguous_ranges(days: Sequence[date]) -> list[list[date]]:
@@ -125,26 +69,39 @@ def contiguous_ranges(days: Sequence[date]) -> list[list[date]]:
 # -- entry points ---------------------------------------------------------------------------------
 def export_days(client: BraintrustClient, storage: Storage, target: ExportTarget, days: Sequence[date],
                 options: ExportOptions | None = None, on_progress: Progress | None = None) -> ExportResult:
-    """Export the given UTC days of `target`, replacing those partitions in the lake."""
+    """Bring the given UTC days of `target` up to date in the lake (incrementally where possible)."""
     options = options or ExportOptions()
     with _export(client, storage, target) as result:
-        for span in contiguous_ranges(days):
+        paths = {d.isoformat(): target.day_path(d) for d in sorted(set(days))}
+        bases = _bases(storage, target, paths, options, result)
+        whole = [u for u in paths if u not in bases]
+        for group in _refresh_groups(bases):
+            first, last = date.fromisoformat(min(group)), date.fromisoformat(max(group))
+            where = queries.created_range(day_start(first), day_start(last + timedelta(days=1)))
+            whole += _refresh(client, storage, target, group, paths, lambda day: day, where, result, options,
+                              on_progress)
+        for span in contiguous_ranges([date.fromisoformat(u) for u in whole]):
             units = {d.isoformat(): target.day_path(d) for d in span}
             pages = _day_pages(client, target, span, result, options)
             result.partitions += _stream(storage, target, pages, units, lambda day: day, options, result,
                                          on_progress, client)
+        result.partitions.sort(key=lambda p: p.path.folder)
     return result
 
 
 def export_object(client: BraintrustClient, storage: Storage, target: ExportTarget,
                   options: ExportOptions | None = None, on_progress: Progress | None = None) -> ExportResult:
-    """Export every row of one experiment or dataset as one unit, replacing it in the lake."""
+    """Bring one experiment or dataset up to date in the lake, as one unit."""
     options = options or ExportOptions()
     with _export(client, storage, target) as result:
-        unit = "object"
-        pages = _pages(client, target, None, result, options)
-        result.partitions += _stream(storage, target, pages, {unit: target.object_path()}, lambda day: unit,
-                                     options, result, on_progress, client)
+        paths = {"object": target.object_path()}
+        bases = _bases(storage, target, paths, options, result)
+        if not bases or _refresh(  # no base, or the refreshed object differs from the source: read it whole
+                client, storage, target, bases, paths, lambda day: "object", None, result, options,
+                                 on_progress):
+            pages = _pages(client, target, None, result, options)
+            result.partitions += _stream(storage, target, pages, paths, lambda day: "object", options, result,
+                                         on_progress, client)
     return result
 
 
@@ -171,7 +128,7 @@ def write_snapshot(storage: Storage, path: PartitionPath, schema: TableSchema, r
                             files=files, source=source, query="", run_id=options.run_id)
         return PartitionResult(None, path, manifest, storage.uri(path.folder), commit(storage, path, manifest))
     except BaseException:
-        _discard(storage, [writer])
+        writer.discard()
         raise
     finally:
         shutil.rmtree(spool, ignore_errors=True)
@@ -189,6 +146,73 @@ def _export(client: BraintrustClient, storage: Storage, target: ExportTarget) ->
         yield result
     result.retries = client.stats.retries - retries_before
     result.seconds = time.perf_counter() - started
+
+
+def _bases(storage: Storage, target: ExportTarget, paths: dict[str, PartitionPath], options: ExportOptions,
+           result: ExportResult) -> dict[str, Manifest]:
+    """The units an incremental refresh can build on, with their manifests; every other is read whole."""
+    if result.watermark is None:  # the object holds no rows (any more): every unit is read whole, empty
+        return {}
+    found = {}
+    for unit, path in paths.items():
+        manifest = read_manifest(storage, path)
+        if manifest is not None and can_refresh(manifest, target, options):
+            found[unit] = manifest
+    return found
+
+
+def _refresh_groups(bases: dict[str, Manifest]) -> list[dict[str, Manifest]]:
+    """Consecutive days built on the same watermark: one read refreshes them together."""
+    groups: list[dict[str, Manifest]] = []
+    previous: tuple[date, str | None] | None = None
+    for unit in sorted(bases):
+        day, version = date.fromisoformat(unit), bases[unit].watermark
+        if previous is None or previous != (day - timedelta(days=1), version):
+            groups.append({})
+        groups[-1][unit] = bases[unit]
+        previous = (day, version)
+    return groups
+
+
+def _refresh(client: BraintrustClient, storage: Storage, target: ExportTarget, bases: dict[str, Manifest],
+             paths: dict[str, PartitionPath], unit_of_day: Callable[[str], str], where: str | None,
+             result: ExportResult, options: ExportOptions, on_progress: Progress | None) -> list[str]:
+    """Refresh units built on one watermark; returns those to read whole (they differ from the source)."""
+    since = next(iter(bases.values())).watermark
+    assert since is not None and result.watermark is not None
+    if int(since) >= int(result.watermark):  # nothing was written since
+        differing = differing_units(client, target, bases) if options.reconcile else []
+        result.partitions += [_unchanged(storage, paths[u], m, options) for u, m in bases.items()
+                              if u not in differing]
+    else:
+        units = {u: Unit(u, paths[u], m) for u, m in bases.items()}
+        spool = storage.spool_dir()
+        try:
+            committed, differing = refresh(client, storage, target, units, unit_of_day, where, since, result,
+                                           options, spool, on_progress)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        result.partitions += committed
+    for unit in differing:
+        log.info("%s differs from the source at version %s: reading it whole", paths[unit].folder, result.watermark)
+    result.reconciled += differing
+    return differing
+
+
+def _unchanged(storage: Storage, path: PartitionPath, manifest: Manifest, options: ExportOptions) -> PartitionResult:
+    """A unit nothing was written to: kept as it is, unless a killed run left files beside it.
+
+    Those are removed by committing the same files again: the commit's check then makes any
+    run still writing the unit fail cleanly rather than commit files this one deleted.
+    """
+    removed: list[str] = []
+    listed = {f.key for f in manifest.files}
+    if any(key not in listed for key in storage.list(path.folder)):
+        again = replace(manifest, committed_at=iso_ms(datetime.now(UTC)), run_id=options.run_id)
+        removed = commit(storage, path, again, based_on=manifest)
+        manifest = again
+    day = date.fromisoformat(path.keys[-1][1]) if path.keys[-1][0] == "date" else None
+    return PartitionResult(day, path, manifest, storage.uri(path.folder), removed, "unchanged")
 
 
 def _day_pages(client: BraintrustClient, target: ExportTarget, days: list[date], result: ExportResult,
@@ -222,13 +246,21 @@ def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[st
     """Route every row to its day's writer, store each unit's files, then commit each unit."""
     spool = storage.spool_dir()
     writers: dict[str, PartitionWriter] = {}  # by day
+    allowed = None if set(units) == {"object"} else set(units)
     started = time.perf_counter()
     try:
-        for number, page in enumerate(_closing(pages), 1):
-            rows, dropped = _latest_per_id(page)
+        found = {unit: read_manifest(storage, path) for unit, path in units.items()}  # each commit checks it
+        for number, page in enumerate(closing(pages), 1):
+            rows, dropped = latest_per_id(page)
             result.duplicates_dropped += dropped
             result.rows_read += len(page)
-            _route(target, rows, units, unit_of_day, writers, storage, spool, options)
+            for day, part in parts_by_day(target.schema, rows, allowed):
+                writer = writers.get(day)
+                if writer is None:
+                    writer = writers[day] = PartitionWriter(
+                        storage, target.day_path(date.fromisoformat(day)), target.schema, options.format, spool,
+                        target_file_bytes=options.target_file_bytes, row_group_rows=options.row_group_rows)
+                writer.add(part)
             _keep_within_budget(writers, options.buffer_budget_bytes)
             if on_progress and number % options.progress_every_pages == 0:
                 on_progress(_progress(number, result, client, started, rows))
@@ -240,93 +272,20 @@ def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[st
         for unit, path in units.items():
             manifest = Manifest(table=target.table, partition=dict(path.keys), format=options.format,
                                 watermark=result.watermark, files=files[unit], source=target.source(),
-                                query=_describe_query(target), run_id=options.run_id)
-            removed = commit(storage, path, manifest)
+                                query=target.describe_query(), run_id=options.run_id)
+            removed = commit(storage, path, manifest, based_on=found[unit])
             for day in [d for d in writers if unit_of_day(d) == unit]:
                 del writers[day]  # committed: these files are the lake's now
             day = date.fromisoformat(unit) if unit != "object" else None
-            partitions.append(PartitionResult(day, path, manifest, storage.uri(path.folder), removed))
+            partitions.append(PartitionResult(day, path, manifest, storage.uri(path.folder), removed, "full",
+                                              manifest.rows))
         return partitions
     except BaseException:
-        _discard(storage, list(writers.values()))
+        for writer in writers.values():
+            writer.discard()
         raise
     finally:
         shutil.rmtree(spool, ignore_errors=True)
-
-
-def _closing(pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
-    """Iterate pages and always close the source, so its prefetch thread stops on a failure."""
-    iterator = iter(pages)
-    try:
-        yield from iterator
-    finally:
-        close = getattr(iterator, "close", None)
-        if close:
-            close()
-
-
-def _describe_query(target: ExportTarget) -> str:
-    """What the manifest records as the query: the source, shape and filter (never a secret)."""
-    parts = [f"from: {queries.source(target.source_kind, target.object_id, target.shape)}"]
-    if target.filter:
-        parts.append(f"filter: {target.filter}")
-    if target.whole_traces:
-        parts.append("whole traces")
-    return " | ".join(parts)
-
-
-def _discard(storage: Storage, writers: list[PartitionWriter]) -> None:
-    """A clean failure leaves the lake as it was: drop files stored but never committed."""
-    for writer in writers:
-        writer.abort()
-        try:
-            storage.delete([f.key for f in writer.files])
-        except Exception:  # the original error matters more; the next commit removes leftovers
-            log.warning("could not remove uncommitted files of %s", writer.partition.folder, exc_info=True)
-
-
-def _latest_per_id(page: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """One row per id within a page, the one with the highest `_xact_id`."""
-    latest: dict[str, dict[str, Any]] = {}
-    for row in page:
-        kept = latest.get(row["id"])
-        if kept is None or int(row["_xact_id"]) > int(kept["_xact_id"]):
-            latest[row["id"]] = row
-    if len(latest) == len(page):
-        return page, 0
-    return list(latest.values()), len(page) - len(latest)
-
-
-def _route(target: ExportTarget, rows: list[dict[str, Any]], units: dict[str, PartitionPath],
-           unit_of_day: Callable[[str], str], writers: dict[str, PartitionWriter], storage: Storage, spool: Path,
-           options: ExportOptions) -> None:
-    """Convert a page to Arrow once, then hand each day's rows to that day's writer."""
-    if not rows:
-        return
-    batch = to_batch(target.schema, rows)
-    day_of = [row.get("__day") or _day(row["created"]) for row in rows]
-    unique = set(day_of)
-    days = pa.array(day_of) if len(unique) > 1 else None
-    stray = {d for d in unique if unit_of_day(d) not in units}
-    if stray:
-        raise RuntimeError(f"Braintrust returned rows created on {sorted(stray)}, outside the requested days "
-                           f"{sorted(units)}; the lake was not changed")
-    for day in unique:
-        part = batch if days is None else batch.filter(pc.equal(days, day))
-        writer = writers.get(day)
-        if writer is None:
-            writer = writers[day] = PartitionWriter(storage, target.day_path(date.fromisoformat(day)), target.schema,
-                                                    options.format, spool,
-                                                    target_file_bytes=options.target_file_bytes,
-                                                    row_group_rows=options.row_group_rows)
-        writer.add(part)
-
-
-def _day(created: str) -> str:
-    """The UTC date of Braintrust's `created` (always `...Z`; other offsets are converted)."""
-    if created.endswith("Z"):
-        return created[:10]
-    return datetime.fromisoformat(created).astimezone(UTC).date().isoformat()
 
 
 def _keep_within_budget(writers: dict[str, PartitionWriter], budget: int) -> None:
@@ -338,7 +297,7 @@ def _progress(pages: int, result: ExportResult, client: BraintrustClient, starte
               rows: list[dict[str, Any]]) -> dict[str, Any]:
     elapsed = max(time.perf_counter() - started, 1e-9)
     return {"pages": pages, "rows": result.rows_read, "rows_per_s": result.rows_read / elapsed,
-            "retries": client.stats.retries, "current_day": _day(rows[-1]["created"]) if rows else None}
+            "retries": client.stats.retries, "current_day": utc_day(rows[-1]["created"]) if rows else None}
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -75,18 +75,43 @@ class Manifest:
                    committed_at=raw["committed_at"], run_id=raw.get("run_id"), deleted_at=raw.get("deleted_at"))
 
 
+def _identity(manifest: Manifest | None) -> tuple[str, str | None] | None:
+    return None if manifest is None else (manifest.committed_at, manifest.run_id)
+
+
 def read_manifest(storage: Storage, path: PartitionPath) -> Manifest | None:
     data = storage.get_bytes(path.manifest_key)
     return None if data is None else Manifest.from_json(data)
 
 
-def commit(storage: Storage, path: PartitionPath, manifest: Manifest) -> list[str]:
+class ConcurrentCommit(RuntimeError):
+    """Another run committed the partition while this one was building on its previous state."""
+
+
+def commit(storage: Storage, path: PartitionPath, manifest: Manifest,
+           based_on: Manifest | None | Literal["unchecked"] = "unchecked") -> list[str]:
     """Make `manifest` the partition's truth, then delete what it no longer lists.
+
+    `based_on`: the manifest (or None: no manifest) the run found when it started. If the
+    partition's manifest is no longer that one, another run committed meanwhile: refuse, as
+    this commit would drop that run's rows or delete its files (nothing of the partition
+    changes; this run's files become orphans the next commit removes).
 
     Once the manifest is written the partition is committed: failing to delete leftovers then
     only leaves orphans for the next commit, so it is logged, not raised.
     """
+    if based_on != "unchecked":
+        current = read_manifest(storage, path)
+        if _identity(current) != _identity(based_on):
+            raise ConcurrentCommit(
+                f"{path.folder} was committed by another run (run {current.run_id if current else None}) while this "
+                "run was writing it; nothing was changed: materialize the partition again")
     storage.put_bytes(path.manifest_key, manifest.to_json())
+    return remove_unlisted(storage, path, manifest)
+
+
+def remove_unlisted(storage: Storage, path: PartitionPath, manifest: Manifest) -> list[str]:
+    """Delete the files of the partition's folder that `manifest` does not list."""
     keep = {f.key for f in manifest.files}
     try:
         stale = [key for key in storage.list(path.folder) if key not in keep]

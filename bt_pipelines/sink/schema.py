@@ -249,3 +249,13 @@ def to_batch(schema: TableSchema, rows: Sequence[dict[str, Any]]) -> pa.RecordBa
             values = [_get(row, path) for row in rows]
         arrays.append(_array(column.kind, values))
     return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)
+
+
+def from_lake_rows(schema: TableSchema, rows: Sequence[dict[str, Any]]) -> pa.RecordBatch:
+    """Rows read back from a JSONL file of the lake (JSON columns already text) -> one Arrow batch."""
+    arrays = []
+    for column in schema.columns:
+        values = [row.get(column.name) for row in rows]
+        kind = "string" if column.kind == "json" else column.kind
+        arrays.append(_array(kind, values))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)

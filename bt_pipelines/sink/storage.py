@@ -70,6 +70,10 @@ class Storage(ABC):
     def get_bytes(self, key: str) -> bytes | None: ...
 
     @abstractmethod
+    def get_file(self, key: str, spool: Path) -> Path:
+        """A local path holding the stored file `key` (downloaded into `spool` when remote)."""
+
+    @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Keys of every object under `prefix/`."""
 
@@ -140,6 +144,13 @@ class LocalStorage(Storage):
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def get_file(self, key: str, spool: Path) -> Path:
+        path = self._path(key)  # stored files are never changed in place: read it where it is
+        if not path.is_file():
+            raise StorageError(f"{self.uri(key)} is listed in its manifest but missing from the lake; run a full "
+                               "refresh of that partition")
+        return path
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix)
@@ -233,6 +244,16 @@ class S3Storage(_BucketStorage):
 
         return retrying(get)
 
+    def get_file(self, key: str, spool: Path) -> Path:
+        local = spool / key.rpartition("/")[2]
+
+        def download() -> None:
+            with self._errors("read", key):
+                self.client.download_file(self.bucket, self._key(key), str(local), Config=self.transfer)
+
+        retrying(download)
+        return local
+
     def list(self, prefix: str) -> list[str]:
         keys = []
         with self._errors("list", prefix):
@@ -296,6 +317,16 @@ class GCSStorage(_BucketStorage):
                 return self.bucket.blob(self._key(key)).download_as_bytes()
             except NotFound:
                 return None
+
+    def get_file(self, key: str, spool: Path) -> Path:
+        local = spool / key.rpartition("/")[2]
+
+        def download() -> None:
+            with self._errors("read", key):
+                self.bucket.blob(self._key(key)).download_to_filename(str(local))
+
+        retrying(download)
+        return local
 
     def list(self, prefix: str) -> list[str]:
         with self._errors("list", prefix):

@@ -7,9 +7,11 @@ file to storage under a fresh uuid name. Memory stays at one buffer per open par
 
 from __future__ import annotations
 
+import logging
 import uuid
 import zlib
 from abc import ABC, abstractmethod
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from .layout import PartitionPath
 from .schema import TableSchema
 from .storage import Storage
 
+log = logging.getLogger(__name__)
 FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl.gz"}
 
 
@@ -159,11 +162,16 @@ class PartitionWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffer to the current file (as one row group), rolling files at the target size."""
+        """Write the buffer to the current file, in row groups of at most `row_group_rows` rows,
+        rolling files between row groups at the target size."""
         if not self.buffer:
             return
         table = pa.Table.from_batches(self.buffer, schema=self.schema.arrow)
         self.buffer, self.buffered_rows, self.buffered_bytes = [], 0, 0
+        for start in range(0, table.num_rows, self.row_group_rows):
+            self._write(table.slice(start, self.row_group_rows))
+
+    def _write(self, table: pa.Table) -> None:
         if self.sink is None:
             name = f"{uuid.uuid4()}{FORMATS[self.fmt]}"
             self.sink = _SINKS[self.fmt](self.spool / name, self.schema)
@@ -192,11 +200,19 @@ class PartitionWriter:
             self._finish_file()
         return self.files
 
-    def abort(self) -> None:
-        """Forget the partition: local files go; stored ones are orphans the next commit removes."""
-        if self.sink is not None:
-            try:
-                self.sink.close()
-            finally:
-                self.sink.path.unlink(missing_ok=True)
+    def discard(self) -> None:
+        """A clean failure leaves the lake as it was: drop this writer's files, local and stored.
+
+        Best effort for stored ones: they are orphans no manifest lists, and the partition's
+        next commit deletes them anyway, so the original error is what the caller sees.
+        """
         self.buffer = []
+        if self.sink is not None:
+            with suppress(Exception):  # the file goes either way
+                self.sink.close()
+            self.sink.path.unlink(missing_ok=True)
+            self.sink = None
+        try:
+            self.storage.delete([f.key for f in self.files])
+        except Exception:
+            log.warning("could not remove uncommitted files of %s", self.partition.folder, exc_info=True)

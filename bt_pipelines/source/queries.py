@@ -48,3 +48,15 @@ def watermark(kind: str, object_id: str) -> str:
 def count(kind: str, object_id: str, where: str = "", shape: str = "spans") -> str:
     query = f"measures: count(1) as n | from: {source(kind, object_id, shape)}"
     return f"{query} | filter: {where}" if where else query
+
+
+def changed_since(xact_id: str) -> str:
+    """Rows written (inserted or updated) after the transaction `xact_id`."""
+    return f"_xact_id > {quote(xact_id)}"
+
+
+def days_summary(kind: str, object_id: str, where: str = "", shape: str = "spans") -> str:
+    """Per UTC day of `created`: how many rows match, and the newest `_xact_id` among them."""
+    query = ("dimensions: day(created) as day | measures: count(1) as n, max(_xact_id) as top"
+             f" | from: {source(kind, object_id, shape)}")
+    return f"{query} | filter: {where}" if where else query

@@ -112,7 +112,7 @@ def test_storage_that_keeps_failing_ends_cleanly_and_leaves_the_lake_as_it_was(b
         before = {key: stored.get_bytes(key) for key in stored.list("")}
         broken = open_storage("s3://flaky-for-good/lake", s3_client=FlakyS3(client, failures=10**6))
         with pytest.raises(StorageError, match=r"SlowDown.*\(after 4 attempts\)"):
-            export_days(braintrust, broken, target, ALL_DAYS)
+            export_days(braintrust, broken, target, ALL_DAYS, ExportOptions(full_refresh=True))
     assert {key: stored.get_bytes(key) for key in stored.list("")} == before
 
 
@@ -127,7 +127,7 @@ url, key, pid, lake, *days = sys.argv[1:]
 target = ExportTarget("project_logs", PROJECT_LOGS, "project_logs", pid, "checkout-assistant",
                       (("project", "checkout-assistant"),))
 export_days(BraintrustClient(url, key), open_storage(lake), target, [date.fromisoformat(d) for d in days],
-            ExportOptions(page_size=25, row_group_rows=25, target_file_bytes=1))
+            ExportOptions(page_size=25, row_group_rows=25, target_file_bytes=1, full_refresh=True))
 """
 
 

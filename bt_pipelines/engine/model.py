@@ -1,0 +1,102 @@
+"""What an export is asked to do, and what it reports: shared by full and incremental refreshes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from ..sink.layout import PartitionPath
+from ..sink.manifest import Manifest
+from ..sink.schema import TableSchema
+from ..source import queries
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """What to export and where it lands: one Braintrust object into one lake table."""
+
+    table: str
+    schema: TableSchema
+    source_kind: str  # project_logs | experiment | dataset
+    object_id: str
+    object_name: str
+    partition_keys: tuple[tuple[str, str], ...]  # e.g. (("project", "checkout-assistant"),)
+    shape: str = "spans"  # spans | summary
+    filter: str | None = None  # a BTQL/SQL filter expression
+    whole_traces: bool = False  # with `filter`: every span of each trace with a matching span
+    trace_grace: timedelta = timedelta(hours=24)  # how late a matching span may follow its root's day
+
+    def day_path(self, day: date) -> PartitionPath:
+        return PartitionPath(self.table, (*self.partition_keys, ("date", day.isoformat())))
+
+    def object_path(self) -> PartitionPath:
+        return PartitionPath(self.table, self.partition_keys)
+
+    def source(self) -> dict[str, Any]:
+        return {"kind": self.source_kind, "id": self.object_id, "name": self.object_name, "shape": self.shape,
+                "filter": self.filter, "whole_traces": self.whole_traces}
+
+    def describe_query(self) -> str:
+        """What the manifest records as the query: the source, shape and filter (never a secret)."""
+        parts = [f"from: {queries.source(self.source_kind, self.object_id, self.shape)}"]
+        if self.filter:
+            parts.append(f"filter: {self.filter}")
+        if self.whole_traces:
+            parts.append("whole traces")
+        return " | ".join(parts)
+
+    @property
+    def incremental(self) -> bool:
+        """Whether changed rows can be read on their own: not for rows derived from whole traces."""
+        return self.shape == "spans" and not self.whole_traces
+
+
+@dataclass
+class ExportOptions:
+    format: str = "parquet"
+    target_file_bytes: int = 256 * 1024 * 1024
+    row_group_rows: int = 20_000  # files roll between row groups
+    page_size: int = 1000
+    prefetch: int = 2
+    buffer_budget_bytes: int = 48 * 1024 * 1024  # all open partitions' buffers together
+    run_id: str | None = None
+    progress_every_pages: int = 20
+    full_refresh: bool = False  # re-read every unit whole, even one an incremental refresh could update
+    reconcile: bool = False  # also check units with nothing new against the source's count; read whole if they differ
+    max_small_files: int = 8  # a folder with more small files than this has them merged into one
+
+
+@dataclass
+class PartitionResult:
+    day: date | None  # None for a whole-object unit
+    path: PartitionPath
+    manifest: Manifest
+    uri: str
+    removed: list[str]
+    mode: str = "full"  # full | incremental | unchanged
+    rows_changed: int = 0  # rows added, replaced or removed (a full refresh: every row)
+
+
+@dataclass
+class ExportResult:
+    partitions: list[PartitionResult] = field(default_factory=list)
+    watermark: str | None = None
+    pages: int = 0
+    rows_read: int = 0
+    duplicates_dropped: int = 0
+    stale_replaced: int = 0
+    heavy_pages: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    files_rewritten: int = 0  # copy-on-write: files replaced because they held a changed row
+    files_compacted: int = 0  # small files merged into bigger ones
+    reconciled: list[str] = field(default_factory=list)  # units found different from the source, then read whole
+
+    @property
+    def rows_written(self) -> int:
+        return sum(p.manifest.rows for p in self.partitions)
+
+    @property
+    def rows_changed(self) -> int:
+        return sum(p.rows_changed for p in self.partitions)

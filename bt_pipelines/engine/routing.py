@@ -1,0 +1,61 @@
+"""From a page of rows to Arrow parts per UTC day: the step full and incremental reads share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..sink.schema import TableSchema, to_batch
+
+
+def latest_per_id(page: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """One row per id within a page, the one with the highest `_xact_id`."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in page:
+        kept = latest.get(row["id"])
+        if kept is None or int(row["_xact_id"]) > int(kept["_xact_id"]):
+            latest[row["id"]] = row
+    if len(latest) == len(page):
+        return page, 0
+    return list(latest.values()), len(page) - len(latest)
+
+
+def parts_by_day(schema: TableSchema, rows: list[dict[str, Any]], allowed: set[str] | None = None,
+                 ) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Convert a page to Arrow once, then split it by the UTC day of each row (`YYYY-MM-DD`)."""
+    if not rows:
+        return
+    batch = to_batch(schema, rows)
+    day_of = [row.get("__day") or utc_day(row["created"]) for row in rows]
+    unique = set(day_of)
+    if allowed is not None and unique - allowed:
+        raise RuntimeError(f"Braintrust returned rows created on {sorted(unique - allowed)}, outside the requested "
+                           f"days {sorted(allowed)}; the lake was not changed")
+    if len(unique) == 1:
+        yield day_of[0], batch
+        return
+    days = pa.array(day_of)
+    for day in sorted(unique):
+        yield day, batch.filter(pc.equal(days, day))
+
+
+def utc_day(created: str) -> str:
+    """The UTC date of Braintrust's `created` (always `...Z`; other offsets are converted)."""
+    if created.endswith("Z"):
+        return created[:10]
+    return datetime.fromisoformat(created).astimezone(UTC).date().isoformat()
+
+
+def closing(pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """Iterate pages and always close the source, so its prefetch thread stops on a failure."""
+    iterator = iter(pages)
+    try:
+        yield from iterator
+    finally:
+        close = getattr(iterator, "close", None)
+        if close:
+            close()
