@@ -46,6 +46,8 @@ from .resources import BraintrustResource, LakeResource
 
 POOL = "braintrust_api"
 PARTITIONING_TAG = "bt_pipelines/partitioning"  # select a group at once: tag:bt_pipelines/partitioning=daily
+FULL_REFRESH_TAG = "bt_pipelines/full_refresh"  # "true": read the run's partitions whole (a rewind)
+RECONCILE_TAG = "bt_pipelines/reconcile"  # "true": also check partitions with nothing new against the source
 _STORAGE_KIND = {"file": "local", "s3": "s3", "gs": "gcs"}
 _DESCRIPTIONS = {
     "project_logs": "logs (one row per span)",
@@ -64,6 +66,15 @@ class Built:
     asset: dg.AssetsDefinition
     checks: list[dg.AssetChecksDefinition]
     partitioning: str
+    changes_shape: str | None = None  # daily assets: spans | summary, the rows whose changes it follows
+
+
+class RunMode(dg.Config):
+    """How a run reads its partitions (the tags `bt_pipelines/full_refresh` and `bt_pipelines/reconcile`
+    set the same)."""
+
+    full_refresh: bool = False
+    reconcile: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,9 +132,24 @@ def backfill_policy(config: ExportConfig) -> dg.BackfillPolicy:
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=config.max_partitions_per_run)
 
 
-def _options(config: ExportConfig, context: dg.AssetExecutionContext) -> ExportOptions:
+def _options(config: ExportConfig, context: dg.AssetExecutionContext, mode: RunMode | None = None) -> ExportOptions:
+    tags = context.run.tags
+    full_refresh = config.full_refresh or _on(tags.get(FULL_REFRESH_TAG)) or bool(mode and mode.full_refresh)
+    reconcile = _on(tags.get(RECONCILE_TAG)) or bool(mode and mode.reconcile)
     return ExportOptions(format=config.format, target_file_bytes=config.file_size_mb * 1024 * 1024,
-                         page_size=config.page_size, run_id=context.run.run_id)
+                         page_size=config.page_size, run_id=context.run.run_id, full_refresh=full_refresh,
+                         reconcile=reconcile)
+
+
+def _on(tag: str | None) -> bool:
+    if tag is None:
+        return False
+    if tag.lower() in ("true", "1", "yes"):
+        return True
+    if tag.lower() in ("false", "0", "no", ""):
+        return False
+    raise dg.Failure(description=f"run tag value {tag!r} is not true or false: set {FULL_REFRESH_TAG} or "
+                                 f"{RECONCILE_TAG} to true or false")
 
 
 def _spec(config: ExportConfig, project: ProjectConfig, table: str, schema: TableSchema,
@@ -180,21 +206,26 @@ def build_daily_asset(config: ExportConfig, project: ProjectConfig, table: str, 
         target = target_of(_resolve_project(client, project))
         return [Unit(k, target.day_path(date.fromisoformat(k)), date.fromisoformat(k), target) for k in keys]
 
+    export_config = config  # the asset's own `config` parameter is its run's RunMode
+
     @dg.multi_asset(name=_op_name(spec), specs=[spec], partitions_def=partitions,
                     backfill_policy=backfill_policy(config), pool=POOL)
-    def _daily(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
+    def _daily(context: dg.AssetExecutionContext, config: RunMode, braintrust: BraintrustResource,
                lake: LakeResource) -> dg.MaterializeResult:
         days = window_days(context)
-        context.log.info(f"exporting {table} of {project.name!r} for {days[0]}..{days[-1]} ({len(days)} days)")
+        options = _options(export_config, context, config)
+        context.log.info(f"exporting {table} of {project.name!r} for {days[0]}..{days[-1]} ({len(days)} days, "
+                         f"{_mode_name(options)})")
         with braintrust.client() as client:
             target = target_of(_resolve_project(client, project))
-            result = _run(context, spec, lambda: export_days(client, lake.storage(), target, days,
-                                                             _options(config, context), _progress_logger(context)))
+            result = _run(context, spec, lambda: export_days(client, lake.storage(), target, days, options,
+                                                             _progress_logger(context)))
         for partition in result.partitions:
             context.add_asset_metadata(_partition_metadata(partition), partition_key=partition.day.isoformat())
         return dg.MaterializeResult(metadata=_run_metadata(result))
 
-    return Built(_daily, build_partition_checks(spec.key, partitions, schema, units_of), "daily")
+    changes = "summary" if target_fields.get("shape") == "summary" or target_fields.get("whole_traces") else "spans"
+    return Built(_daily, build_partition_checks(spec.key, partitions, schema, units_of), "daily", changes)
 
 
 def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
@@ -213,10 +244,13 @@ def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
         targets = {key: target_of(key, listing.by_key.get(key)) for key in keys}
         return [Unit(key, target.object_path(), None, target) for key, target in targets.items()]
 
+    export_config = config  # the asset's own `config` parameter is its run's RunMode
+
     @dg.multi_asset(name=_op_name(spec), specs=[spec], partitions_def=partitions,
                     backfill_policy=backfill_policy(config), pool=POOL)
-    def _objects(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
+    def _objects(context: dg.AssetExecutionContext, config: RunMode, braintrust: BraintrustResource,
                  lake: LakeResource) -> dg.MaterializeResult:
+        options = _options(export_config, context, config)
         totals = ExportResult()
         with braintrust.client() as client:
             listing = list_project_objects(client, table, _resolve_project(client, project))
@@ -225,11 +259,10 @@ def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
                 target = target_of(key, obj)
                 if obj is None:
                     context.log.warning(f"{kind} {key!r} no longer exists in Braintrust: removing it from the lake")
-                    partition = remove_object(lake.storage(), target, _options(config, context))
+                    partition = remove_object(lake.storage(), target, options)
                     context.add_asset_metadata({**_partition_metadata(partition), "deleted": True}, partition_key=key)
                     continue
-                result = _run(context, spec, lambda t=target: export_object(client, lake.storage(), t,
-                                                                             _options(config, context)))
+                result = _run(context, spec, lambda t=target: export_object(client, lake.storage(), t, options))
                 _add_totals(totals, result)
                 context.add_asset_metadata({**_partition_metadata(result.partitions[0]), f"{kind}_id": obj.id,
                                             f"{kind}_name": obj.name, "deleted": False}, partition_key=key)
@@ -276,6 +309,12 @@ def window_days(context: dg.AssetExecutionContext) -> list[date]:
     return [first + timedelta(days=i) for i in range((end - first).days)]
 
 
+def _mode_name(options: ExportOptions) -> str:
+    if options.full_refresh:
+        return "full refresh"
+    return "incremental, with reconcile" if options.reconcile else "incremental"
+
+
 def _run(context: dg.AssetExecutionContext, spec: dg.AssetSpec, export: Callable[[], ExportResult]) -> ExportResult:
     """Run an export; a query Braintrust refuses (a bad filter) names the asset."""
     try:
@@ -298,8 +337,10 @@ def _progress_logger(context: dg.AssetExecutionContext) -> Callable[[dict[str, A
 
 def _add_totals(totals: ExportResult, result: ExportResult) -> None:
     totals.partitions += result.partitions
-    for name in ("pages", "rows_read", "duplicates_dropped", "stale_replaced", "heavy_pages", "retries", "seconds"):
+    for name in ("pages", "rows_read", "duplicates_dropped", "stale_replaced", "heavy_pages", "retries", "seconds",
+                 "files_rewritten", "files_compacted"):
         setattr(totals, name, getattr(totals, name) + getattr(result, name))
+    totals.reconciled += result.reconciled
     totals.watermark = max(filter(None, [totals.watermark, result.watermark]), default=None, key=int)
 
 
@@ -314,12 +355,19 @@ def _partition_metadata(partition: PartitionResult) -> dict[str, Any]:
         "min_created": manifest.min_created or "",
         "max_created": manifest.max_created or "",
         "stale_files_removed": len(partition.removed),
+        "mode": partition.mode,
+        "rows_changed": partition.rows_changed,
     }
 
 
 def _run_metadata(result: ExportResult) -> dict[str, Any]:
     return {
         "run_rows": result.rows_written,
+        "rows_read": result.rows_read,
+        "rows_changed": result.rows_changed,
+        "files_rewritten": result.files_rewritten,
+        "files_compacted": result.files_compacted,
+        "read_whole_after_count_mismatch": ", ".join(result.reconciled),
         "pages": result.pages,
         "retries": result.retries,
         "heavy_pages": result.heavy_pages,
@@ -332,7 +380,10 @@ def _run_metadata(result: ExportResult) -> dict[str, Any]:
 
 
 def _summary_line(result: ExportResult) -> str:
-    return (f"done: {result.rows_written:,} rows into {len(result.partitions)} partitions, "
-            f"{sum(len(p.manifest.files) for p in result.partitions)} files, {result.pages} pages, "
+    modes = ", ".join(f"{sum(p.mode == m for p in result.partitions)} {m}" for m in ("full", "incremental", "unchanged")
+                      if any(p.mode == m for p in result.partitions))
+    return (f"done: {len(result.partitions)} partitions ({modes}) holding {result.rows_written:,} rows in "
+            f"{sum(len(p.manifest.files) for p in result.partitions)} files; {result.rows_read:,} rows read in "
+            f"{result.pages} pages, {result.rows_changed:,} changed, {result.files_rewritten} files rewritten, "
             f"{result.retries} retries, {result.seconds:.1f}s")
 

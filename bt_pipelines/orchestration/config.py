@@ -127,7 +127,16 @@ class ExportConfig(BaseModel):
     sensor_interval_seconds: int = Field(default=300, ge=30, description="how often sensors look for changes")
     freshness_hours: int = Field(default=30, ge=1, description="a daily asset not updated for this long is stale "
                                                                 "(warning; failing after twice as long)")
-    sensors_running: bool = Field(default=False, description="start the sensors running (else: turn them on in the UI)")
+    sensors_running: bool = Field(default=False, description="start the sensors and schedules running (else: turn "
+                                  "them on in the UI)")
+    close_day_cron: str = Field(default="30 0 * * *", description="when (UTC cron) to refresh yesterday once more, "
+                                "for rows that arrive late")
+    reconcile_cron: str = Field(default="0 2 * * *", description="when (UTC cron) to reconcile recent days "
+                                "with the source")
+    reconcile_days: int = Field(default=7, ge=1, le=366, description="how many recent days (today included) the "
+                                "reconcile checks")
+    full_refresh: bool = Field(default=False, description="every run reads its partitions whole (else: only what "
+                               "changed since their last run)")
     group_name: str = Field(default="braintrust", description="Dagster asset group")
     key_prefix: str = Field(default="braintrust", description="first part of every asset key")
     s3_endpoint_url: str | None = Field(default=None, description="for S3-compatible stores (MinIO, R2, ...)")

@@ -13,7 +13,8 @@ from dagster_gcp import GCSResource
 from .assets import BraintrustTranslator, build_project_assets
 from .config import ExportConfig
 from .resources import BraintrustResource, LakeResource
-from .sensors import build_object_sensor
+from .schedules import build_schedules
+from .sensors import build_change_sensor, build_object_sensor
 
 
 def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
@@ -28,7 +29,7 @@ def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(config: ExportConfig, translator: BraintrustTranslator | None = None) -> dg.Definitions:
     config = config.with_environment()
-    assets, checks, sensors = [], [], []
+    assets, checks, sensors, schedules = [], [], [], []
     for project in config.projects:
         built = build_project_assets(config, project, translator)
         for table in built.values():
@@ -36,7 +37,14 @@ def build_definitions(config: ExportConfig, translator: BraintrustTranslator | N
             checks += table.checks
         sensors += [build_object_sensor(config, project, table, built[table].asset.key)
                     for table in ("experiments", "datasets") if table in built]
+        by_shape: dict[str, list[dg.AssetKey]] = {}
+        for table in built.values():
+            if table.changes_shape:
+                by_shape.setdefault(table.changes_shape, []).append(table.asset.key)
+        sensors.append(build_change_sensor(config, project, by_shape))
+        schedules += build_schedules(config, project, [key for keys in by_shape.values() for key in keys])
     from .preflight import build_preflight_job  # it builds on this module's resources
 
-    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, jobs=[build_preflight_job(config)],
+    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, schedules=schedules,
+                          jobs=[build_preflight_job(config)],
                           resources=build_resources(config))

@@ -207,7 +207,8 @@ def test_leftovers_of_a_crashed_run_are_removed_by_the_next_commit(bt, local_lak
     dead_spool = local_lake.storage.root / "_bt_pipelines" / "tmp" / f"run.{socket.gethostname()}.999999.abc"
     dead_spool.mkdir(parents=True)
     (dead_spool / "x.parquet").write_bytes(b"partial")
-    bt.store.write([("project_logs", target.object_id, {"id": "after-the-crash", "created": f"{ALL_DAYS[0]}T08:00:00Z"})])
+    late = {"id": "after-the-crash", "created": f"{ALL_DAYS[0]}T08:00:00Z"}
+    bt.store.write([("project_logs", target.object_id, late)])
     result = export(bt, local_lake.storage, days=[ALL_DAYS[0]], target=target)  # an incremental commit
     assert any("orphan" in key for key in result.partitions[0].removed)
     assert not dead_spool.exists()
