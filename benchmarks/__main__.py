@@ -1,4 +1,5 @@
-"""`python -m benchmarks [options]` compares exporters; `python -m benchmarks emulator` measures the emulator.
+"""`python -m benchmarks [options]` compares exporters; `python -m benchmarks emulator` measures the emulator;
+`python -m benchmarks incremental` follows a busy day through Dagster.
 
 Measurements, not tests: nothing here asserts a speed.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUBCOMMANDS = {"emulator": "benchmarks.emulator"}
+SUBCOMMANDS = {"emulator": "benchmarks.emulator", "incremental": "benchmarks.incremental"}
 
 
 def main() -> None:

@@ -54,6 +54,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     """Export days of one project's logs, with a progress line when a person watches."""
+    from collections import Counter
     from datetime import UTC, date, datetime, timedelta
 
     from .engine.sync import ExportOptions, ExportTarget, export_days
@@ -79,15 +80,18 @@ def _export(args: argparse.Namespace) -> int:
             found = resolve_projects(client, [args.project])[args.project]
             target = ExportTarget("project_logs", PROJECT_LOGS, "project_logs", found.id, found.name,
                                   (("project", slugify(found.name)),))
-            options = ExportOptions(format=args.format, progress_every_pages=1 if watching else 20)
+            options = ExportOptions(format=args.format, progress_every_pages=1 if watching else 20,
+                                    full_refresh=args.full_refresh, reconcile=args.reconcile)
             result = export_days(client, open_storage(args.destination), target, days, options, on_progress=show)
     except (BraintrustError, ValueError, OSError) as exc:
         print(f"\nbt-pipelines export: {exc}", file=sys.stderr)
         return 1
     if watching:
         print(file=sys.stderr)
-    print(f"{result.rows_written:,} rows of {found.name!r} into {len(result.partitions)} partitions "
-          f"({days[0]}..{days[-1]}) in {result.seconds:.1f}s, {result.pages} pages, {result.retries} retries")
+    modes = ", ".join(f"{n} {mode}" for mode, n in Counter(p.mode for p in result.partitions).items())
+    print(f"{result.rows_written:,} rows of {found.name!r} in {len(result.partitions)} partitions "
+          f"({days[0]}..{days[-1]}: {modes}); {result.rows_read:,} rows read in {result.pages} pages, "
+          f"{result.rows_changed:,} changed, {result.seconds:.1f}s, {result.retries} retries")
     return 0
 
 
@@ -121,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--end", help="last day, YYYY-MM-DD (default: today)")
     export.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     export.add_argument("--api-url", default=os.environ.get("BRAINTRUST_API_URL", "https://api.braintrust.dev"))
+    export.add_argument("--full-refresh", action="store_true", help="read the days whole (else: only what changed "
+                        "since each day's last export)")
+    export.add_argument("--reconcile", action="store_true", help="also check days with nothing new against the "
+                        "source's counts, and read whole those that differ")
     export.set_defaults(func=_export)
     return parser
 

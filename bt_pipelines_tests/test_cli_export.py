@@ -28,8 +28,17 @@ def export(bt, *args: str) -> subprocess.CompletedProcess:
 def test_export_writes_the_days_and_says_what_it_did(bt, tmp_path):
     done = export(bt, "Support Bot EU", "--days", "3", "--destination", str(tmp_path / "lake"), "--format", "jsonl")
     assert done.returncode == 0, done.stderr
-    assert "rows of 'Support Bot EU' into 3 partitions" in done.stdout
+    assert "rows of 'Support Bot EU' in 3 partitions" in done.stdout and "3 full" in done.stdout
     assert len(list((tmp_path / "lake" / "project_logs" / "project=support-bot-eu").iterdir())) == 3
+
+
+def test_a_second_export_reads_only_what_changed_and_full_refresh_reads_everything(bt, tmp_path):
+    lake = str(tmp_path / "lake")
+    assert export(bt, "Support Bot EU", "--days", "2", "--destination", lake).returncode == 0
+    again = export(bt, "Support Bot EU", "--days", "2", "--destination", lake)
+    assert "2 unchanged); 0 rows read" in again.stdout, again.stdout
+    full = export(bt, "Support Bot EU", "--days", "2", "--destination", lake, "--full-refresh")
+    assert "2 full); 0 rows read" not in full.stdout and "2 full)" in full.stdout, full.stdout
 
 
 def test_export_of_an_unknown_project_fails_with_the_closest_names(bt, tmp_path):
