@@ -35,7 +35,7 @@ from bt_pipelines.orchestration.local_runner import execute, tick
 from bt_pipelines.orchestration.sensors import change_sensor_name
 from bt_pipelines.sink.layout import PartitionPath
 from bt_pipelines.sink.manifest import read_manifest
-from bt_pipelines.sink.readers import read_ids
+from bt_pipelines.sink.readers import read_batches
 from bt_pipelines.sink.schema import PROJECT_LOGS
 from bt_pipelines.sink.storage import open_storage
 
@@ -96,31 +96,34 @@ def run_ticks(defs: dg.Definitions, instance: dg.DagsterInstance, sensor: str, c
 
 
 def exact_partitions(storage, bt, project_id: str, days: list[date]) -> int:
-    """Partitions holding each of the source's ids once, and nothing else."""
+    """Partitions holding each of the source's rows once, in its current version, and nothing else."""
     exact = 0
     for day in days:
         path = PartitionPath("project_logs", (("project", PROJECT), ("date", day.isoformat())))
         manifest = read_manifest(storage, path)
-        lake = Counter(i for f in (manifest.files if manifest else [])
-                       for i in read_ids(Path(storage.uri(f.key)), "parquet", PROJECT_LOGS).to_pylist())
-        exact += lake == source_ids(bt, project_id, day)
+        lake: Counter = Counter()
+        for info in manifest.files if manifest else []:
+            for batch in read_batches(Path(storage.uri(info.key)), "parquet", PROJECT_LOGS, ["id", "_xact_id"]):
+                lake.update(zip(batch.column(0).to_pylist(), map(str, batch.column(1).to_pylist()), strict=True))
+        exact += lake == source_rows(bt, project_id, day)
     return exact
 
 
-def source_ids(bt, project_id: str, day: date) -> Counter:
-    ids: Counter = Counter()
+def source_rows(bt, project_id: str, day: date) -> Counter:
+    """(id, _xact_id) of the source's rows created on `day`."""
+    rows: Counter = Counter()
     last = None
     with bt.client() as client:
         while True:
             keyset = f" AND _pagination_key > '{last}'" if last else ""
-            query = (f"select: id, _pagination_key | from: project_logs('{project_id}') | filter: created >= "
-                     f"'{day}' AND created < '{day + timedelta(days=1)}'{keyset} | sort: _pagination_key asc "
-                     "| limit: 1000")
-            rows = client.post("/btql", json={"query": query}).json()["data"]
-            if not rows:
-                return ids
-            ids.update(r["id"] for r in rows)
-            last = rows[-1]["_pagination_key"]
+            query = (f"select: id, _xact_id, _pagination_key | from: project_logs('{project_id}') | filter: "
+                     f"created >= '{day}' AND created < '{day + timedelta(days=1)}'{keyset} "
+                     "| sort: _pagination_key asc | limit: 1000")
+            page = client.post("/btql", json={"query": query}).json()["data"]
+            if not page:
+                return rows
+            rows.update((r["id"], str(r["_xact_id"])) for r in page)
+            last = page[-1]["_pagination_key"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -63,8 +63,13 @@ def test_the_repository_code_location_has_one_daily_asset_per_project():
     tables = ["project_logs", "project_logs_traces", "llm_spans", "errored_traces", "experiments",
               "experiments_catalog", "datasets", "datasets_catalog"]
     assert set(specs) == {f"braintrust/{p}/{t}" for p in ("checkout-assistant", "support-bot-eu") for t in tables}
-    assert {s.name for s in defs.sensors} == {f"braintrust__{p}__{t}_sensor" for t in ("experiments", "datasets")
+    assert {s.name for s in defs.sensors} == {f"braintrust__{p}__{t}_sensor" for t in ("experiments", "datasets",
+                                                                                      "changes")
                                               for p in ("checkout_assistant", "support_bot_eu")}
+    assert {s.name for s in defs.schedules} == {f"braintrust__{p}__{t}" for t in ("close_yesterday", "reconcile")
+                                                for p in ("checkout_assistant", "support_bot_eu")}
+    changes = defs.resolve_sensor_def("braintrust__checkout_assistant__changes_sensor")
+    assert changes.default_status == dg.DefaultSensorStatus.STOPPED and changes.minimum_interval_seconds == 300
     asset = defs.resolve_assets_def(dg.AssetKey.from_user_string("braintrust/checkout-assistant/project_logs"))
     partitions = asset.partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition) and partitions.timezone == "UTC"
