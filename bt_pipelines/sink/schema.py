@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SCHEMA_VERSION = 1
 
@@ -177,7 +178,7 @@ def _clean_number_map(value: dict[str, Any]) -> dict[str, float | None]:
     return {str(k): _number(v) for k, v in value.items() if v is None or _number(v) is not None}
 
 
-def _number_maps(values: list[Any]) -> list[Any]:
+def _number_maps(values: Sequence[Any]) -> list[Any]:
     """Dicts of finite numbers pass through as they are (Arrow reads dicts); others are cleaned."""
     out = []
     for value in values:
@@ -191,7 +192,24 @@ def _number_maps(values: list[Any]) -> list[Any]:
     return out
 
 
-def _string_lists(values: list[Any]) -> list[Any]:
+_NUMBERS_OR_NULL = frozenset({int, float, type(None)})
+
+
+def _number_map_array(values: Sequence[Any]) -> pa.Array:
+    """Dicts of numbers straight to Arrow; a NaN, an infinity, a bool or a huge int takes the
+    cleaning path (`_number_maps`) instead."""
+    if all(v is None or type(v) is dict and set(map(type, v.values())) <= _NUMBERS_OR_NULL for v in values):
+        try:
+            maps = pa.array(values, _TYPES["number_map"])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # an int beyond 2**53
+            pass
+        else:
+            if pc.all(pc.is_finite(maps.items)).as_py() is not False:
+                return maps
+    return pa.array(_number_maps(values), _TYPES["number_map"])
+
+
+def _string_lists(values: Sequence[Any]) -> list[Any]:
     out = []
     for value in values:
         if not isinstance(value, list):
@@ -210,41 +228,82 @@ def _dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def _json_texts(values: list[Any]) -> pa.Array:
+def _json_texts(values: Sequence[Any]) -> pa.Array:
     """JSON text without decoding to str in Python: Arrow checks the UTF-8 as it casts."""
-    return pa.array([None if v is None else _dumps(v) for v in values], pa.binary()).cast(pa.string())
+    dumps = orjson.dumps
+    try:
+        texts = [None if v is None else dumps(v) for v in values]
+    except orjson.JSONEncodeError:
+        texts = [None if v is None else _dumps(v) for v in values]
+    return pa.array(texts, pa.binary()).cast(pa.string())
 
 
-def _strings(values: list[Any]) -> list[Any]:
+def _strings(values: Sequence[Any]) -> Sequence[Any]:
     if all(type(v) is str or v is None for v in values):
         return values
     return [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values]
 
 
-def _array(kind: str, values: list[Any]) -> pa.Array:
+def _string_array(values: Sequence[Any]) -> pa.Array:
+    """Strings as they are (Arrow refuses anything else, which is then written as JSON text)."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array(_strings(values), pa.string())
+
+
+def _string_list_array(values: Sequence[Any]) -> pa.Array:
+    """Lists of strings as they are; anything else is cleaned by `_string_lists`."""
+    if all(type(v) is list or v is None for v in values):  # Arrow would split a lone string into characters
+        try:
+            lists = pa.array(values, _TYPES["string_list"])
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            pass
+        else:
+            if lists.values.null_count == 0:  # a null inside a list is written as the text "null"
+                return lists
+    return pa.array(_string_lists(values), _TYPES["string_list"])
+
+
+def _array(kind: str, values: Sequence[Any]) -> pa.Array:
     if kind == "json":
         return _json_texts(values)
     if kind == "timestamp":
         return pa.array(values, pa.string()).cast(_TYPES["timestamp"])
     if kind in ("xact", "int"):  # _xact_id comes as digit strings; Arrow parses them
         return pa.array(_strings([None if v is None else str(v) for v in values]), pa.string()).cast(pa.int64())
+    if kind == "string":
+        return _string_array(values)
+    if kind == "string_list":
+        return _string_list_array(values)
     if kind == "number_map":
-        values = _number_maps(values)
-    elif kind == "string_list":
-        values = _string_lists(values)
-    elif kind == "string":
-        values = _strings(values)
+        return _number_map_array(values)
     return pa.array(values, _TYPES[kind])
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[Any, ...]] | None:
+    """Every key's values in one C-level pass, when all rows have the same keys in the same order
+    (as the API sends them); None otherwise. About a third of the conversion's time otherwise."""
+    if not rows:
+        return None
+    keys = tuple(rows[0])
+    if not all(tuple(row) == keys for row in rows):
+        return None
+    return dict(zip(keys, zip(*[row.values() for row in rows], strict=True), strict=True))
 
 
 def to_batch(schema: TableSchema, rows: Sequence[dict[str, Any]]) -> pa.RecordBatch:
     """Rows as Braintrust returns them -> one Arrow batch of the table's schema."""
+    columns = _columns(rows)
     arrays = []
     for column in schema.columns:
         path = column.path
         if len(path) == 1:
             key = path[0]
-            values = [row.get(key) for row in rows]
+            if columns is None:
+                values: Sequence[Any] = [row.get(key) for row in rows]
+            else:
+                values = columns[key] if key in columns else [None] * len(rows)
         else:
             values = [_get(row, path) for row in rows]
         arrays.append(_array(column.kind, values))

@@ -53,7 +53,12 @@ class RawPage:
     repeats: str | None = None  # the key this page starts at again (`>=`), when it does
 
     def rows(self) -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in self.body.splitlines() if line]
+        if not self.body:
+            return []
+        try:
+            return list(map(orjson.loads, self.body.split(b"\n")))  # the common case, a microsecond a row faster
+        except orjson.JSONDecodeError:  # blank lines, or \r\n endings
+            return [orjson.loads(line) for line in self.body.splitlines() if line.strip()]
 
 
 def _raw_page(response: httpx.Response) -> RawPage:
