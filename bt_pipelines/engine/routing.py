@@ -14,6 +14,8 @@ from ..sink.schema import TableSchema, to_batch
 
 def latest_per_id(page: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """One row per id within a page, the one with the highest `_xact_id`."""
+    if len({row["id"] for row in page}) == len(page):  # the usual page: nothing to choose
+        return page, 0
     latest: dict[str, dict[str, Any]] = {}
     for row in page:
         kept = latest.get(row["id"])
@@ -30,17 +32,19 @@ def parts_by_day(schema: TableSchema, rows: list[dict[str, Any]], allowed: set[s
     if not rows:
         return
     batch = to_batch(schema, rows)
-    day_of = [row.get("__day") or utc_day(row["created"]) for row in rows]
-    unique = set(day_of)
+    if "__day" in rows[0]:  # whole-trace rows carry their trace's day
+        day_of = pa.array([row["__day"] for row in rows], pa.string())
+    else:  # `created` is UTC in the batch already
+        day_of = pc.cast(pc.cast(batch.column("created"), pa.date32()), pa.string())
+    unique = set(pc.unique(day_of).to_pylist())
     if allowed is not None and unique - allowed:
         raise RuntimeError(f"Braintrust returned rows created on {sorted(unique - allowed)}, outside the requested "
                            f"days {sorted(allowed)}; the lake was not changed")
     if len(unique) == 1:
-        yield day_of[0], batch
+        yield unique.pop(), batch
         return
-    days = pa.array(day_of)
     for day in sorted(unique):
-        yield day, batch.filter(pc.equal(days, day))
+        yield day, batch.filter(pc.equal(day_of, day))
 
 
 def utc_day(created: str) -> str:

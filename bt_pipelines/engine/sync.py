@@ -96,9 +96,9 @@ def export_object(client: BraintrustClient, storage: Storage, target: ExportTarg
     with _export(client, storage, target) as result:
         paths = {"object": target.object_path()}
         bases = _bases(storage, target, paths, options, result)
-        if not bases or _refresh(  # no base, or the refreshed object differs from the source: read it whole
-                client, storage, target, bases, paths, lambda day: "object", None, result, options,
-                                 on_progress):
+        differs = bool(bases) and bool(_refresh(client, storage, target, bases, paths, lambda day: "object", None,
+                                                result, options, on_progress))
+        if not bases or differs:  # never exported, or the refreshed object differs from the source
             pages = _pages(client, target, None, result, options)
             result.partitions += _stream(storage, target, pages, paths, lambda day: "object", options, result,
                                          on_progress, client)

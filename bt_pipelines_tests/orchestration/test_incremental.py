@@ -149,3 +149,14 @@ def test_the_schedules_close_yesterday_and_reconcile_the_last_days(setup):
     assert request.tags["bt_pipelines/reconcile"] == "true"
     assert execute(defs, instance, request).success
     assert_logs_equal_source(storage, bt)
+
+
+def test_a_run_tag_that_is_not_true_or_false_fails_the_run_and_names_the_tag(setup):
+    defs, instance, storage, _ = setup
+    result = dg.materialize(list(defs.assets), selection=SHAPES["spans"], partition_key=DAYS[0].isoformat(),
+                            instance=instance, resources=defs.resources, raise_on_error=False,
+                            tags={"bt_pipelines/full_refresh": "please"})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "'please' is not true or false: set bt_pipelines/full_refresh" in failure.event_specific_data.error.message
+    assert read_manifest(storage, _path(DAYS[0])) is None
