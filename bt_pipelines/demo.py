@@ -1,4 +1,5 @@
-"""The demo: a seeded Braintrust emulator -> every logs partition into ./lake through Dagster's CLI.
+"""The demo: a seeded Braintrust emulator -> everything into ./lake through Dagster's CLI, then
+more activity and an incremental run that reads only what changed.
 
     python -m bt_pipelines.demo          # export, print a summary and a DuckDB query, exit
     python -m bt_pipelines.demo --ui     # the same config in the Dagster UI (Ctrl-C stops)
@@ -33,7 +34,7 @@ def _environment(url: str, key: str, lake: Path, first_day: str) -> dict[str, st
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    """What a CI job would run: a CLI command, from the repository's root."""
+    """What a CI job would run: a CLI command, from the repository's root. Returns all it printed."""
     print("$ " + " ".join(a if " " not in a and "*" not in a else f"'{a}'" for a in args), flush=True)
     command = [str(Path(sys.executable).parent / args[0]), *args[1:]]
     started = time.perf_counter()
@@ -42,7 +43,7 @@ def _cli(env: dict[str, str], *args: str) -> str:
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise SystemExit(f"{args[0]} failed (exit {done.returncode})")
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 def _materialize(env: dict[str, str], select: str, *partitions: str) -> None:
@@ -59,6 +60,31 @@ def _export_everything(env: dict[str, str], first_day: str, last_day: str) -> No
             first, last = rest[rest.index("(") + 1 : -1].split(" ... ")
             _materialize(env, asset, "--partition-range", f"{first}...{last}")
     _materialize(env, f"tag:{PARTITIONING_TAG}=none")
+
+
+def _log_more_activity(emulator: RunningEmulator, today: str) -> None:
+    """After the export, the project lives on: new spans today, scores merged into yesterday's."""
+    project = emulator.store.list_objects("project", name="checkout-assistant")[0]["id"]
+    yesterday = (datetime.fromisoformat(today) - timedelta(days=1)).date().isoformat()
+    with emulator.client() as client:
+        query = (f"select: id, _pagination_key | from: project_logs('{project}') | filter: created >= '{yesterday}' "
+                 f"AND created < '{today}' | sort: _pagination_key asc | limit: 3")
+        earlier = [row["id"] for row in client.post("/btql", json={"query": query}).json()["data"]]
+    emulator.store.write(
+        [("project_logs", project, {"id": f"after-the-export-{n}", "input": {"question": f"late question {n}"},
+                                    "span_attributes": {"name": "answer", "type": "llm"}}) for n in range(5)]
+        + [("project_logs", project, {"id": row, "_is_merge": True, "scores": {"reviewed": 1.0}}) for row in earlier])
+
+
+def _follow_changes(env: dict[str, str], emulator: RunningEmulator, today: str) -> None:
+    """Run the last two days again: only the 8 changed rows are read, and two files rewritten at most."""
+    _log_more_activity(emulator, today)
+    print("\nLogged 5 new spans and merged scores into 3 of yesterday's, then ran yesterday and today again:")
+    yesterday = (datetime.fromisoformat(today) - timedelta(days=1)).date().isoformat()
+    out = _cli(env, "dagster", "asset", "materialize", "-m", "bt_pipelines.definitions", "--select",
+               "braintrust/checkout-assistant/project_logs", "--partition-range", f"{yesterday}...{today}")
+    done = [line[line.index("done: "):] for line in out.splitlines() if "done: " in line]
+    print("  " + (done[-1] if done else "(no summary line found in Dagster's output)"), flush=True)
 
 
 def _manifests(lake: Path, first_day: str) -> dict[str, list[dict]]:
@@ -122,6 +148,7 @@ def run_demo(lake: Path, api_key: str = DEFAULT_API_KEY) -> None:
         env = _environment(emulator.url, emulator.api_key, lake, first_day)
         started = time.perf_counter()
         _export_everything(env, first_day, last_day)
+        _follow_changes(env, emulator, last_day)
         _summary(lake, first_day, time.perf_counter() - started, _source_rows(emulator, first_day))
     finally:
         emulator.stop()

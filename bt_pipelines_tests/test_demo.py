@@ -39,6 +39,7 @@ def test_the_demo_exports_every_table_and_the_logs_exactly(demo):
                   "experiments_catalog", "datasets", "datasets_catalog"):
         assert f"\n  {table} " in out, table
     assert "mean_helpfulness" in out and "gpt-4o-mini-baseline-1" in out
+    assert "(2 incremental)" in out and "8 rows read" in out and "8 changed" in out  # only the changes
     days = duckdb.sql(f"SELECT count(DISTINCT date) FROM read_parquet('{demo.lake}/project_logs/*/*/*.parquet', "
                       "hive_partitioning = true)").fetchall()[0][0]
     assert days == 14

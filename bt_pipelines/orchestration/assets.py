@@ -379,11 +379,15 @@ def _run_metadata(result: ExportResult) -> dict[str, Any]:
     }
 
 
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
+
+
 def _summary_line(result: ExportResult) -> str:
     modes = ", ".join(f"{sum(p.mode == m for p in result.partitions)} {m}" for m in ("full", "incremental", "unchanged")
                       if any(p.mode == m for p in result.partitions))
     return (f"done: {len(result.partitions)} partitions ({modes}) holding {result.rows_written:,} rows in "
             f"{sum(len(p.manifest.files) for p in result.partitions)} files; {result.rows_read:,} rows read in "
-            f"{result.pages} pages, {result.rows_changed:,} changed, {result.files_rewritten} files rewritten, "
+            f"{result.pages} pages, {result.rows_changed:,} changed, {_files(result.files_rewritten)} rewritten, "
             f"{result.retries} retries, {result.seconds:.1f}s")
 
