@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,6 +142,9 @@ def _summary(lake: Path, first_day: str, seconds: float, source_rows: int) -> No
 def run_demo(lake: Path, api_key: str = DEFAULT_API_KEY) -> None:
     today = datetime.now(UTC).date()
     first_day, last_day = (today - timedelta(days=DAYS - 1)).isoformat(), today.isoformat()
+    if (lake / MANIFEST_ROOT).is_dir():  # an earlier demo's lake: its emulator's history is gone with it
+        print(f"Removing the lake of an earlier demo at {lake}", flush=True)
+        shutil.rmtree(lake)
     print(f"Starting a Braintrust emulator with a seeded demo organisation ({DAYS} days of logs)...", flush=True)
     emulator = start_emulator(seed="demo", days=DAYS, api_key=api_key)
     try:

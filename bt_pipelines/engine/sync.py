@@ -180,7 +180,12 @@ def _refresh(client: BraintrustClient, storage: Storage, target: ExportTarget, b
     """Refresh units built on one watermark; returns those to read whole (they differ from the source)."""
     since = next(iter(bases.values())).watermark
     assert since is not None and result.watermark is not None
-    if int(since) >= int(result.watermark):  # nothing was written since
+    if int(since) > int(result.watermark):  # the source is older than the lake: restored, or not the same source
+        log.warning("%s: Braintrust's newest _xact_id %s is older than the lake's %s; reading %d partitions whole",
+                    target.table, result.watermark, since, len(bases))
+        result.reconciled += sorted(bases)
+        return sorted(bases)
+    if int(since) == int(result.watermark):  # nothing was written since
         differing = differing_units(client, target, bases) if options.reconcile else []
         result.partitions += [_unchanged(storage, paths[u], m, options) for u, m in bases.items()
                               if u not in differing]

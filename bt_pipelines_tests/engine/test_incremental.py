@@ -278,3 +278,19 @@ def test_copy_on_write_works_on_every_backend(bt, lake):
     storage = lake.reopen()
     assert lake_pairs(storage, target.day_path(DAYS[1])) == source_pairs(bt, target.object_id, DAYS[1])
     assert_folder_is_manifest(storage, target.day_path(DAYS[1]))
+
+
+def test_a_source_older_than_the_lake_is_read_whole(bt, tmp_path):
+    target = new_project(bt)
+    insert(bt, target, DAYS[2], 6)
+    storage = open_storage(str(tmp_path))
+    sync(bt, storage, target)
+    path = target.day_path(DAYS[2])
+    manifest = read_manifest(storage, path)
+    manifest.watermark = str(int(manifest.watermark) + 10**12)  # as if the lake had seen a newer history
+    manifest.files[0].rows += 1
+    storage.put_bytes(path.manifest_key, manifest.to_json())
+    result = sync(bt, storage, target)
+    assert result.partitions[-1].mode == "full" and result.reconciled[-1] == DAYS[2].isoformat()
+    assert lake_pairs(storage, path) == source_pairs(bt, target.object_id, DAYS[2])
+    assert read_manifest(storage, path).rows == 6
