@@ -27,17 +27,20 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 
 from bt_pipelines import ExportConfig, build_definitions
 from bt_pipelines.emulator import start_emulator
 from bt_pipelines.emulator.seed import seed_bulk
+from bt_pipelines.engine.routing import latest_per_id
 from bt_pipelines.orchestration.local_runner import execute, tick
 from bt_pipelines.orchestration.sensors import change_sensor_name
 from bt_pipelines.sink.layout import PartitionPath
 from bt_pipelines.sink.manifest import read_manifest
-from bt_pipelines.sink.readers import read_batches
-from bt_pipelines.sink.schema import PROJECT_LOGS
 from bt_pipelines.sink.storage import open_storage
+from bt_pipelines.source import queries
+from bt_pipelines.source.client import BraintrustClient
+from bt_pipelines.source.reader import PageReader
 
 from .machine import describe_machine
 
@@ -98,32 +101,20 @@ def run_ticks(defs: dg.Definitions, instance: dg.DagsterInstance, sensor: str, c
 def exact_partitions(storage, bt, project_id: str, days: list[date]) -> int:
     """Partitions holding each of the source's rows once, in its current version, and nothing else."""
     exact = 0
-    for day in days:
-        path = PartitionPath("project_logs", (("project", PROJECT), ("date", day.isoformat())))
-        manifest = read_manifest(storage, path)
-        lake: Counter = Counter()
-        for info in manifest.files if manifest else []:
-            for batch in read_batches(Path(storage.uri(info.key)), "parquet", PROJECT_LOGS, ["id", "_xact_id"]):
-                lake.update(zip(batch.column(0).to_pylist(), map(str, batch.column(1).to_pylist()), strict=True))
-        exact += lake == source_rows(bt, project_id, day)
+    with BraintrustClient(bt.url, bt.api_key) as client:
+        for day in days:
+            path = PartitionPath("project_logs", (("project", PROJECT), ("date", day.isoformat())))
+            manifest = read_manifest(storage, path)
+            lake: Counter = Counter()
+            for info in manifest.files if manifest else []:
+                table = pq.read_table(storage.uri(info.key), columns=["id", "_xact_id"])
+                lake.update(zip(table["id"].to_pylist(), map(str, table["_xact_id"].to_pylist()), strict=True))
+            reader = PageReader(client, "project_logs", project_id, queries.created_on_days(day, day), version=None,
+                                select="id, _xact_id, _pagination_key")
+            source = Counter((row["id"], str(row["_xact_id"])) for page in reader.pages()
+                             for row in latest_per_id(page)[0])
+            exact += lake == source
     return exact
-
-
-def source_rows(bt, project_id: str, day: date) -> Counter:
-    """(id, _xact_id) of the source's rows created on `day`."""
-    rows: Counter = Counter()
-    last = None
-    with bt.client() as client:
-        while True:
-            keyset = f" AND _pagination_key > '{last}'" if last else ""
-            query = (f"select: id, _xact_id, _pagination_key | from: project_logs('{project_id}') | filter: "
-                     f"created >= '{day}' AND created < '{day + timedelta(days=1)}'{keyset} "
-                     "| sort: _pagination_key asc | limit: 1000")
-            page = client.post("/btql", json={"query": query}).json()["data"]
-            if not page:
-                return rows
-            rows.update((r["id"], str(r["_xact_id"])) for r in page)
-            last = page[-1]["_pagination_key"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,13 +42,13 @@ def assert_folder_is_manifest(storage: Storage, path: PartitionPath) -> None:
     assert manifest.rows == sum(len(read_rows(storage, f.key)) for f in manifest.files)
 
 
-def source_pairs(bt: RunningEmulator, project_id: str, day: date) -> Counter:
-    """(id, _xact_id) of the source's rows created on `day`, walked by keyset."""
+def source_pairs(bt: RunningEmulator, project_id: str, day: date, where: str | None = None) -> Counter:
+    """(id, _xact_id) of the source's rows created on `day` (and matching `where`), walked by keyset."""
     pairs: Counter = Counter()
     last = None
     with bt.client() as client:
         while True:
-            keyset = f" AND _pagination_key > '{last}'" if last else ""
+            keyset = (f" AND _pagination_key > '{last}'" if last else "") + (f" AND ({where})" if where else "")
             query = (f"select: id, _xact_id, _pagination_key | from: project_logs('{project_id}') | filter: "
                      f"created >= '{day}' AND created < '{date.fromordinal(day.toordinal() + 1)}'{keyset} "
                      "| sort: _pagination_key asc | limit: 1000")

@@ -13,8 +13,8 @@ import pytest
 
 from bt_pipelines import ExportConfig
 from bt_pipelines.emulator import emulator
-from bt_pipelines.orchestration.definitions import build_resources
 from bt_pipelines.orchestration.preflight import build_preflight_job
+from bt_pipelines.orchestration.resources import build_resources
 
 BIN = Path(sys.executable).parent
 

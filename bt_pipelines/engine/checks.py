@@ -3,20 +3,19 @@ has the documented schema. Plain Python; the Dagster layer turns them into asset
 
 from __future__ import annotations
 
-import gzip
-import io
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ..sink.layout import PartitionPath
 from ..sink.manifest import Manifest, read_manifest
+from ..sink.readers import read_ids, read_schema
 from ..sink.schema import SCHEMA_VERSION, TableSchema
 from ..sink.storage import Storage
 from ..source.client import BraintrustClient
@@ -57,7 +56,8 @@ def unique_ids(storage: Storage, path: PartitionPath) -> CheckOutcome:
     manifest = read_manifest(storage, path)
     if manifest is None:
         return _unmaterialized(path)
-    ids = pa.chunked_array([_ids(storage, key) for key in _keys(manifest)], pa.string())
+    ids = pa.chunked_array([read_ids(local, manifest.format) for _, local in _local_files(storage, manifest)],
+                           pa.string())
     rows = len(ids)
     distinct = pc.count_distinct(ids).as_py() if rows else 0
     metadata = {"rows": rows, "duplicate_ids": rows - distinct}
@@ -79,8 +79,8 @@ def matches_schema(storage: Storage, path: PartitionPath, schema: TableSchema) -
         problems.append(f"the manifest says schema version {manifest.schema_version}, this code writes "
                         f"{SCHEMA_VERSION}")
     expected = schema.arrow.remove_metadata()
-    for key in _keys(manifest):
-        found = _file_schema(storage, key, manifest.format)
+    for key, local in _local_files(storage, manifest):
+        found = read_schema(local, manifest.format)
         if isinstance(found, pa.Schema) and not found.remove_metadata().equals(expected):
             problems.append(f"{key}: {_schema_difference(found, expected)}")
         elif isinstance(found, list) and found != [f.name for f in expected]:
@@ -92,27 +92,12 @@ def matches_schema(storage: Storage, path: PartitionPath, schema: TableSchema) -
                         + " -- re-materialize this partition to rewrite them", metadata)
 
 
-def _keys(manifest: Manifest) -> Iterator[str]:
-    return (f.key for f in manifest.files)
-
-
-def _ids(storage: Storage, key: str) -> pa.Array:
-    data = storage.get_bytes(key)
-    if data is None:
-        raise FileNotFoundError(f"{key} is listed in the manifest but missing from the lake")
-    if key.endswith(".parquet"):
-        return pq.read_table(io.BytesIO(data), columns=["id"]).column("id").combine_chunks()
-    return pa.array([orjson.loads(line)["id"] for line in gzip.decompress(data).splitlines()], pa.string())
-
-
-def _file_schema(storage: Storage, key: str, fmt: str) -> pa.Schema | list[str]:
-    data = storage.get_bytes(key)
-    if data is None:
-        raise FileNotFoundError(f"{key} is listed in the manifest but missing from the lake")
-    if fmt == "parquet":
-        return pq.read_schema(io.BytesIO(data))
-    first = gzip.decompress(data).split(b"\n", 1)[0]
-    return list(orjson.loads(first)) if first else []
+def _local_files(storage: Storage, manifest: Manifest) -> Iterator[tuple[str, Path]]:
+    """Each listed file as a local path, one at a time (a bucket's are downloaded, then removed)."""
+    with tempfile.TemporaryDirectory(prefix="bt-check-") as folder:
+        for info in manifest.files:
+            with storage.local_copy(info.key, Path(folder)) as local:
+                yield info.key, local
 
 
 def _schema_difference(found: pa.Schema, expected: pa.Schema) -> str:

@@ -37,15 +37,14 @@ from ..sink.manifest import Manifest, commit
 from ..sink.readers import read_batches, read_ids
 from ..sink.schema import SCHEMA_VERSION
 from ..sink.storage import Storage
-from ..sink.writers import FileInfo, PartitionWriter
+from ..sink.writers import FileInfo, PartitionWriter, keep_within_budget
 from ..source import queries
 from ..source.client import BraintrustClient
 from ..source.reader import PageReader
-from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult
+from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult, Progress
 from .reconcile import differing_units
 from .routing import closing, latest_per_id, parts_by_day, utc_day
 
-Progress = Callable[[dict[str, Any]], None]
 _DATE_FOLDER = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 
 
@@ -115,8 +114,8 @@ def refresh(client: BraintrustClient, storage: Storage, target: ExportTarget, un
                 unit.writers.clear()
                 continue
             manifest, rows_changed = refreshed[unit.name]
-            removed = commit(storage, unit.path, manifest, based_on=unit.base)
-            unit.writers.clear()  # committed: their files are the lake's now
+            removed = commit(storage, unit.path, manifest, based_on=unit.base,
+                             on_written=unit.writers.clear)  # committed: their files are the lake's now
             day = None if unit.name == "object" else date.fromisoformat(unit.name)
             committed.append(PartitionResult(day, unit.path, manifest, storage.uri(unit.path.folder), removed,
                                              "incremental", rows_changed))
@@ -150,13 +149,11 @@ def _read_changes(client: BraintrustClient, storage: Storage, target: ExportTarg
                 unit.maybe.append(part.filter(maybe))
                 part = part.filter(pc.invert(maybe))
             _fresh_writer(storage, target, unit, day, options, spool).add(part)
+        keep_within_budget((w for unit in units.values() for w in unit.fresh.values()), options.buffer_budget_bytes)
         if on_progress and number % options.progress_every_pages == 0:
-            on_progress({"pages": number, "rows": result.rows_read,
-                         "rows_per_s": result.rows_read / max(time.perf_counter() - started, 1e-9),
-                         "retries": client.stats.retries, "current_day": rows[-1]["created"][:10] if rows else None})
-    result.pages += reader.stats.pages
-    result.heavy_pages += reader.stats.heavy_pages
-    result.stale_replaced += reader.stats.stale_replaced
+            day = utc_day(rows[-1]["created"]) if rows else None
+            on_progress(result.progress(number, started, client.stats.retries, day))
+    result.add_read(reader.stats)
     return ids
 
 
@@ -170,13 +167,17 @@ def _read_departures(client: BraintrustClient, target: ExportTarget, units: dict
                         select="id, _pagination_key, _xact_id, created")
     for page in closing(reader.pages()):
         result.rows_read += len(page)
-        left = [row for row in page if row["id"] not in matched]
-        for row in left:
-            unit = units[unit_of_day(utc_day(row["created"]))]
-            keys = pa.array([row["_pagination_key"]], pa.string())
-            if unit.in_some_file(keys)[0].as_py():
-                unit.gone.append(pa.record_batch({"id": pa.array([row["id"]], pa.string()), "_pagination_key": keys}))
-    result.pages += reader.stats.pages
+        left: dict[str, list[dict[str, Any]]] = {}  # by unit
+        for row in page:
+            if row["id"] not in matched:
+                left.setdefault(unit_of_day(utc_day(row["created"])), []).append(row)
+        for name, rows in left.items():
+            ids = pa.array([row["id"] for row in rows], pa.string())
+            keys = pa.array([row["_pagination_key"] for row in rows], pa.string())
+            held = units[name].in_some_file(keys)
+            if pc.any(held).as_py():
+                units[name].gone.append(pa.record_batch({"id": ids.filter(held), "_pagination_key": keys.filter(held)}))
+    result.add_read(reader.stats)
 
 
 def _fresh_writer(storage: Storage, target: ExportTarget, unit: Unit, day: str, options: ExportOptions,
@@ -208,9 +209,8 @@ def _rewrite(storage: Storage, target: ExportTarget, unit: Unit, result: ExportR
         if not len(wanted):
             files.append(info)
             continue
-        local = storage.get_file(info.key, spool)
-        try:
-            drop = wanted.filter(pc.is_in(wanted, value_set=read_ids(local, options.format, target.schema)))
+        with storage.local_copy(info.key, spool) as local:
+            drop = wanted.filter(pc.is_in(wanted, value_set=read_ids(local, options.format)))
             if not len(drop):
                 files.append(info)
                 continue
@@ -224,8 +224,6 @@ def _rewrite(storage: Storage, target: ExportTarget, unit: Unit, result: ExportR
             files += writer.close()
             changed += len(drop)
             result.files_rewritten += 1
-        finally:
-            _forget(local, spool)
     for day, part in _by_day(maybe):  # in some file's key range but in no file: new rows after all
         _fresh_writer(storage, target, unit, day, options, spool).add(part)
     for writer in unit.fresh.values():
@@ -277,18 +275,9 @@ def _compact(storage: Storage, target: ExportTarget, unit: Unit, files: list[Fil
             continue
         writer = _writer(storage, target, unit, _day_of_file(group[0].key), options, spool)
         for info in group:
-            local = storage.get_file(info.key, spool)
-            try:
+            with storage.local_copy(info.key, spool) as local:
                 for batch in read_batches(local, options.format, target.schema):
                     writer.add(batch)
-            finally:
-                _forget(local, spool)
         out += writer.close()
         result.files_compacted += len(group)
     return out
-
-
-def _forget(local: Path, spool: Path) -> None:
-    """Remove a downloaded copy (a local lake's own file is read in place and stays)."""
-    if local.is_relative_to(spool):
-        local.unlink(missing_ok=True)

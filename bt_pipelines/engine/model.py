@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..sink.layout import PartitionPath
 from ..sink.manifest import Manifest
 from ..sink.schema import TableSchema
 from ..source import queries
+
+if TYPE_CHECKING:
+    from ..source.reader import ReadStats
+
+Progress = Callable[[dict[str, Any]], None]  # called every few pages with pages, rows, rows/s, retries, day
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,11 @@ class ExportTarget:
     def incremental(self) -> bool:
         """Whether changed rows can be read on their own: not for rows derived from whole traces."""
         return self.shape == "spans" and not self.whole_traces
+
+    @property
+    def changes_shape(self) -> str:
+        """The row shape whose changes tell which days to refresh: trace-derived rows follow traces."""
+        return "spans" if self.incremental else "summary"
 
 
 @dataclass
@@ -100,3 +112,23 @@ class ExportResult:
     @property
     def rows_changed(self) -> int:
         return sum(p.rows_changed for p in self.partitions)
+
+    def add_read(self, stats: ReadStats) -> None:
+        """Count one finished read's pages in this result."""
+        self.pages += stats.pages
+        self.heavy_pages += stats.heavy_pages
+        self.stale_replaced += stats.stale_replaced
+
+    def add(self, other: ExportResult) -> None:
+        """Fold another export's result into this one (a run of several objects reports one total)."""
+        for name in (f.name for f in fields(self)):
+            if name == "watermark":
+                self.watermark = max(filter(None, [self.watermark, other.watermark]), default=None, key=int)
+            else:
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def progress(self, pages: int, started: float, retries: int, day: str | None) -> dict[str, Any]:
+        """What `Progress` callbacks get."""
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        return {"pages": pages, "rows": self.rows_read, "rows_per_s": self.rows_read / elapsed, "retries": retries,
+                "current_day": day}

@@ -9,13 +9,12 @@ own version. Counting is one aggregate query per version, whatever the number of
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date
 
 from ..sink.manifest import Manifest
 from ..source import queries
 from ..source.client import BraintrustClient
 from ..source.traces import whole_trace_pages
-from ..timefmt import day_start
 from .model import ExportTarget
 
 
@@ -38,8 +37,7 @@ def source_counts(client: BraintrustClient, target: ExportTarget, units: list[st
     days = sorted(date.fromisoformat(u) for u in units)
     if target.whole_traces:
         return {d.isoformat(): source_count(client, target, d, version) for d in days}
-    where = queries.all_of(queries.created_range(day_start(days[0]), day_start(days[-1] + timedelta(days=1))),
-                           target.filter)
+    where = queries.all_of(queries.created_on_days(days[0], days[-1]), target.filter)
     answer = client.btql(queries.days_summary(target.source_kind, target.object_id, where, target.shape),
                          version=version)
     return {row["day"][:10]: int(row["n"]) for row in answer.get("data") or []}
@@ -52,6 +50,6 @@ def source_count(client: BraintrustClient, target: ExportTarget, day: date | Non
                                                          target.filter or "true", [day], version=version,
                                                          grace=target.trace_grace) for row in page}
         return len(ids)
-    day_range = None if day is None else queries.created_range(day_start(day), day_start(day + timedelta(days=1)))
+    day_range = None if day is None else queries.created_on_days(day, day)
     query = queries.count(target.source_kind, target.object_id, queries.all_of(day_range, target.filter), target.shape)
     return int(client.btql(query, version=version)["data"][0]["n"])

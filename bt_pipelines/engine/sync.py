@@ -37,14 +37,14 @@ from ..sink.layout import PartitionPath
 from ..sink.manifest import Manifest, commit, read_manifest
 from ..sink.schema import TableSchema, to_batch
 from ..sink.storage import LocalStorage, Storage
-from ..sink.writers import FileInfo, PartitionWriter
+from ..sink.writers import FileInfo, PartitionWriter, keep_within_budget
 from ..source import queries
 from ..source.client import BraintrustClient
 from ..source.reader import PageReader, read_watermark
 from ..source.traces import whole_trace_pages
-from ..timefmt import day_start, iso_ms
+from ..timefmt import iso_ms
 from .incremental import Unit, can_refresh, refresh
-from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult
+from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult, Progress
 from .reconcile import differing_units
 from .routing import closing, latest_per_id, parts_by_day, utc_day
 
@@ -52,7 +52,6 @@ __all__ = ["ExportOptions", "ExportResult", "ExportTarget", "PartitionResult", "
            "export_object", "remove_object", "write_snapshot"]
 
 log = logging.getLogger(__name__)
-Progress = Callable[[dict[str, Any]], None]
 
 
 def contiguous_ranges(days: Sequence[date]) -> list[list[date]]:
@@ -73,17 +72,17 @@ def export_days(client: BraintrustClient, storage: Storage, target: ExportTarget
     options = options or ExportOptions()
     with _export(client, storage, target) as result:
         paths = {d.isoformat(): target.day_path(d) for d in sorted(set(days))}
-        bases = _bases(storage, target, paths, options, result)
+        found = {unit: read_manifest(storage, path) for unit, path in paths.items()}  # every commit checks it
+        bases = _bases(found, target, options, result)
         whole = [u for u in paths if u not in bases]
         for group in _refresh_groups(bases):
-            first, last = date.fromisoformat(min(group)), date.fromisoformat(max(group))
-            where = queries.created_range(day_start(first), day_start(last + timedelta(days=1)))
+            where = queries.created_on_days(date.fromisoformat(min(group)), date.fromisoformat(max(group)))
             whole += _refresh(client, storage, target, group, paths, lambda day: day, where, result, options,
                               on_progress)
         for span in contiguous_ranges([date.fromisoformat(u) for u in whole]):
             units = {d.isoformat(): target.day_path(d) for d in span}
             pages = _day_pages(client, target, span, result, options)
-            result.partitions += _stream(storage, target, pages, units, lambda day: day, options, result,
+            result.partitions += _stream(storage, target, pages, units, found, lambda day: day, options, result,
                                          on_progress, client)
         result.partitions.sort(key=lambda p: p.path.folder)
     return result
@@ -95,13 +94,14 @@ def export_object(client: BraintrustClient, storage: Storage, target: ExportTarg
     options = options or ExportOptions()
     with _export(client, storage, target) as result:
         paths = {"object": target.object_path()}
-        bases = _bases(storage, target, paths, options, result)
+        found = {"object": read_manifest(storage, paths["object"])}
+        bases = _bases(found, target, options, result)
         differs = bool(bases) and bool(_refresh(client, storage, target, bases, paths, lambda day: "object", None,
                                                 result, options, on_progress))
         if not bases or differs:  # never exported, or the refreshed object differs from the source
             pages = _pages(client, target, None, result, options)
-            result.partitions += _stream(storage, target, pages, paths, lambda day: "object", options, result,
-                                         on_progress, client)
+            result.partitions += _stream(storage, target, pages, paths, found, lambda day: "object", options,
+                                         result, on_progress, client)
     return result
 
 
@@ -148,17 +148,12 @@ def _export(client: BraintrustClient, storage: Storage, target: ExportTarget) ->
     result.seconds = time.perf_counter() - started
 
 
-def _bases(storage: Storage, target: ExportTarget, paths: dict[str, PartitionPath], options: ExportOptions,
+def _bases(found: dict[str, Manifest | None], target: ExportTarget, options: ExportOptions,
            result: ExportResult) -> dict[str, Manifest]:
     """The units an incremental refresh can build on, with their manifests; every other is read whole."""
     if result.watermark is None:  # the object holds no rows (any more): every unit is read whole, empty
         return {}
-    found = {}
-    for unit, path in paths.items():
-        manifest = read_manifest(storage, path)
-        if manifest is not None and can_refresh(manifest, target, options):
-            found[unit] = manifest
-    return found
+    return {unit: m for unit, m in found.items() if m is not None and can_refresh(m, target, options)}
 
 
 def _refresh_groups(bases: dict[str, Manifest]) -> list[dict[str, Manifest]]:
@@ -227,7 +222,7 @@ def _day_pages(client: BraintrustClient, target: ExportTarget, days: list[date],
             return iter(())
         return whole_trace_pages(client, target.source_kind, target.object_id, target.filter or "true", days,
                                  version=result.watermark, grace=target.trace_grace, page_size=options.page_size)
-    where = queries.created_range(day_start(days[0]), day_start(days[-1] + timedelta(days=1)))
+    where = queries.created_on_days(days[0], days[-1])
     return _pages(client, target, where, result, options)
 
 
@@ -240,21 +235,20 @@ def _pages(client: BraintrustClient, target: ExportTarget, where: str | None, re
                         shape=target.shape, page_size=options.page_size, prefetch=options.prefetch,
                         preview_length=-1 if target.shape == "summary" else None)
     yield from reader.pages()
-    result.pages += reader.stats.pages
-    result.heavy_pages += reader.stats.heavy_pages
-    result.stale_replaced += reader.stats.stale_replaced
+    result.add_read(reader.stats)
 
 
 def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[str, Any]]],
-            units: dict[str, PartitionPath], unit_of_day: Callable[[str], str], options: ExportOptions,
-            result: ExportResult, on_progress: Progress | None, client: BraintrustClient) -> list[PartitionResult]:
-    """Route every row to its day's writer, store each unit's files, then commit each unit."""
+            units: dict[str, PartitionPath], found: dict[str, Manifest | None], unit_of_day: Callable[[str], str],
+            options: ExportOptions, result: ExportResult, on_progress: Progress | None,
+            client: BraintrustClient) -> list[PartitionResult]:
+    """Route every row to its day's writer, store each unit's files, then commit each unit (each commit
+    checks the unit's manifest is still `found[unit]`, the one the run started from)."""
     spool = storage.spool_dir()
     writers: dict[str, PartitionWriter] = {}  # by day
     allowed = None if set(units) == {"object"} else set(units)
     started = time.perf_counter()
     try:
-        found = {unit: read_manifest(storage, path) for unit, path in units.items()}  # each commit checks it
         for number, page in enumerate(closing(pages), 1):
             rows, dropped = latest_per_id(page)
             result.duplicates_dropped += dropped
@@ -266,9 +260,10 @@ def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[st
                         storage, target.day_path(date.fromisoformat(day)), target.schema, options.format, spool,
                         target_file_bytes=options.target_file_bytes, row_group_rows=options.row_group_rows)
                 writer.add(part)
-            _keep_within_budget(writers, options.buffer_budget_bytes)
+            keep_within_budget(writers.values(), options.buffer_budget_bytes)
             if on_progress and number % options.progress_every_pages == 0:
-                on_progress(_progress(number, result, client, started, rows))
+                day = utc_day(rows[-1]["created"]) if rows else None
+                on_progress(result.progress(number, started, client.stats.retries, day))
         # Store every unit's files first, then commit: a storage failure leaves no unit half-done.
         files: dict[str, list[FileInfo]] = {unit: [] for unit in units}
         for day, writer in writers.items():
@@ -278,9 +273,11 @@ def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[st
             manifest = Manifest(table=target.table, partition=dict(path.keys), format=options.format,
                                 watermark=result.watermark, files=files[unit], source=target.source(),
                                 query=target.describe_query(), run_id=options.run_id)
-            removed = commit(storage, path, manifest, based_on=found[unit])
-            for day in [d for d in writers if unit_of_day(d) == unit]:
-                del writers[day]  # committed: these files are the lake's now
+            def forget(unit: str = unit) -> None:  # committed: these files are the lake's now
+                for day in [d for d in writers if unit_of_day(d) == unit]:
+                    del writers[day]
+
+            removed = commit(storage, path, manifest, based_on=found[unit], on_written=forget)
             day = date.fromisoformat(unit) if unit != "object" else None
             partitions.append(PartitionResult(day, path, manifest, storage.uri(path.folder), removed, "full",
                                               manifest.rows))
@@ -291,18 +288,6 @@ def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[st
         raise
     finally:
         shutil.rmtree(spool, ignore_errors=True)
-
-
-def _keep_within_budget(writers: dict[str, PartitionWriter], budget: int) -> None:
-    while sum(w.buffered_bytes for w in writers.values()) > budget:
-        max(writers.values(), key=lambda w: w.buffered_bytes).flush()
-
-
-def _progress(pages: int, result: ExportResult, client: BraintrustClient, started: float,
-              rows: list[dict[str, Any]]) -> dict[str, Any]:
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    return {"pages": pages, "rows": result.rows_read, "rows_per_s": result.rows_read / elapsed,
-            "retries": client.stats.retries, "current_day": utc_day(rows[-1]["created"]) if rows else None}
 
 
 @contextmanager

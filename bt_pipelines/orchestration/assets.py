@@ -8,7 +8,7 @@ No `from __future__ import annotations` here: Dagster reads these annotations at
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -40,7 +40,7 @@ from ..source.catalog import BraintrustObject, resolve_projects
 from ..source.client import BraintrustClient
 from ..source.errors import QueryRejected
 from .checks import Unit, build_partition_checks
-from .config import CustomExport, ExportConfig, ProjectConfig
+from .config import CustomExport, ExportConfig, ProjectConfig, definition_name
 from .objects import KINDS, list_project_objects, object_counts
 from .resources import BraintrustResource, LakeResource
 
@@ -65,7 +65,6 @@ class Built:
 
     asset: dg.AssetsDefinition
     checks: list[dg.AssetChecksDefinition]
-    partitioning: str
     changes_shape: str | None = None  # daily assets: spans | summary, the rows whose changes it follows
 
 
@@ -123,7 +122,7 @@ def daily_partitions(project: ProjectConfig) -> dg.DailyPartitionsDefinition:
 
 
 def object_partitions(config: ExportConfig, project: ProjectConfig, table: str) -> dg.DynamicPartitionsDefinition:
-    return dg.DynamicPartitionsDefinition(name=f"{config.key_prefix}__{project.key}__{table}".replace("-", "_"))
+    return dg.DynamicPartitionsDefinition(name=definition_name(config, project, table))
 
 
 def backfill_policy(config: ExportConfig) -> dg.BackfillPolicy:
@@ -198,9 +197,14 @@ def build_daily_asset(config: ExportConfig, project: ProjectConfig, table: str, 
     spec = _spec(config, project, table, schema, translator, "daily", description)
     partitions = daily_partitions(project)
 
+    layout = ExportTarget(table, schema, "project_logs", "", project.name, (("project", project.key),),
+                          **target_fields)  # where its partitions go, and which changes it follows: no API needed
+
     def target_of(found: BraintrustObject) -> ExportTarget:
-        return ExportTarget(table, schema, "project_logs", found.id, found.name, (("project", project.key),),
-                            **target_fields)
+        return replace(layout, object_id=found.id, object_name=found.name)
+
+    def paths_of(keys: list[str]) -> list[tuple[str, PartitionPath]]:
+        return [(k, layout.day_path(date.fromisoformat(k))) for k in keys]
 
     def units_of(client: BraintrustClient, keys: list[str]) -> list[Unit]:
         target = target_of(_resolve_project(client, project))
@@ -224,8 +228,8 @@ def build_daily_asset(config: ExportConfig, project: ProjectConfig, table: str, 
             context.add_asset_metadata(_partition_metadata(partition), partition_key=partition.day.isoformat())
         return dg.MaterializeResult(metadata=_run_metadata(result))
 
-    changes = "summary" if target_fields.get("shape") == "summary" or target_fields.get("whole_traces") else "spans"
-    return Built(_daily, build_partition_checks(spec.key, partitions, schema, units_of), "daily", changes)
+    checks = build_partition_checks(spec.key, partitions, schema, paths_of, units_of)
+    return Built(_daily, checks, layout.changes_shape)
 
 
 def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
@@ -238,6 +242,9 @@ def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
     def target_of(key: str, obj: BraintrustObject | None) -> ExportTarget:
         return ExportTarget(table, schema, kind, obj.id if obj else "", obj.name if obj else key,
                             (("project", project.key), (kind, key)))
+
+    def paths_of(keys: list[str]) -> list[tuple[str, PartitionPath]]:
+        return [(key, target_of(key, None).object_path()) for key in keys]
 
     def units_of(client: BraintrustClient, keys: list[str]) -> list[Unit]:
         listing = list_project_objects(client, table, _resolve_project(client, project))
@@ -263,12 +270,12 @@ def build_object_asset(config: ExportConfig, project: ProjectConfig, table: str,
                     context.add_asset_metadata({**_partition_metadata(partition), "deleted": True}, partition_key=key)
                     continue
                 result = _run(context, spec, lambda t=target: export_object(client, lake.storage(), t, options))
-                _add_totals(totals, result)
+                totals.add(result)
                 context.add_asset_metadata({**_partition_metadata(result.partitions[0]), f"{kind}_id": obj.id,
                                             f"{kind}_name": obj.name, "deleted": False}, partition_key=key)
         return dg.MaterializeResult(metadata=_run_metadata(totals))
 
-    return Built(_objects, build_partition_checks(spec.key, partitions, schema, units_of), "object")
+    return Built(_objects, build_partition_checks(spec.key, partitions, schema, paths_of, units_of))
 
 
 def build_catalog_asset(config: ExportConfig, project: ProjectConfig, table: str,
@@ -276,7 +283,6 @@ def build_catalog_asset(config: ExportConfig, project: ProjectConfig, table: str
     schema = EXPERIMENTS_CATALOG if table == "experiments" else DATASETS_CATALOG
     spec = _spec(config, project, schema.table, schema, translator, "none")
     path = PartitionPath(schema.table, (("project", project.key),))
-    unit = Unit("", path, None, ExportTarget(schema.table, schema, KINDS[table], "", "", ()))
 
     @dg.multi_asset(name=_op_name(spec), specs=[spec], pool=POOL)
     def _catalog(context: dg.AssetExecutionContext, braintrust: BraintrustResource,
@@ -289,8 +295,8 @@ def build_catalog_asset(config: ExportConfig, project: ProjectConfig, table: str
                                    _options(config, context))
         return dg.MaterializeResult(metadata=_partition_metadata(partition))
 
-    checks = build_partition_checks(spec.key, None, schema, lambda client, keys: [unit], with_source=False)
-    return Built(_catalog, checks, "none")
+    checks = build_partition_checks(spec.key, None, schema, lambda keys: [("", path)])
+    return Built(_catalog, checks)
 
 
 def _catalog_row(client: BraintrustClient, table: str, key: str, obj: BraintrustObject) -> dict[str, Any]:
@@ -333,15 +339,6 @@ def _progress_logger(context: dg.AssetExecutionContext) -> Callable[[dict[str, A
                          f"{progress['rows_per_s']:,.0f} rows/s, {progress['retries']} retries, "
                          f"at {progress['current_day']}")
     return log
-
-
-def _add_totals(totals: ExportResult, result: ExportResult) -> None:
-    totals.partitions += result.partitions
-    for name in ("pages", "rows_read", "duplicates_dropped", "stale_replaced", "heavy_pages", "retries", "seconds",
-                 "files_rewritten", "files_compacted"):
-        setattr(totals, name, getattr(totals, name) + getattr(result, name))
-    totals.reconciled += result.reconciled
-    totals.watermark = max(filter(None, [totals.watermark, result.watermark]), default=None, key=int)
 
 
 def _partition_metadata(partition: PartitionResult) -> dict[str, Any]:

@@ -37,24 +37,34 @@ class Unit:
     target: ExportTarget
 
 
-UnitsOf = Callable[[BraintrustClient, Sequence[str]], list[Unit]]
+PathsOf = Callable[[Sequence[str]], list[tuple[str, PartitionPath]]]  # partition keys -> folders, no API call
+UnitsOf = Callable[[BraintrustClient, Sequence[str]], list[Unit]]  # partition keys -> what they export
+Evaluate = Callable[[list[str], BraintrustResource, Storage], dict[str, CheckOutcome]]
 
 
 def build_partition_checks(asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None,
-                           schema: TableSchema, units_of: UnitsOf, *, with_source: bool = True
+                           schema: TableSchema, paths_of: PathsOf, units_of: UnitsOf | None = None
                            ) -> list[dg.AssetChecksDefinition]:
+    """The lake-only checks, and `matches_source` when `units_of` says what each partition exports."""
+
+    def each_path(check: Callable[[Storage, PartitionPath], CheckOutcome]) -> Evaluate:
+        return lambda keys, braintrust, storage: {key: check(storage, path) for key, path in paths_of(keys)}
+
+    def against_source(keys: list[str], braintrust: BraintrustResource, storage: Storage) -> dict[str, CheckOutcome]:
+        assert units_of is not None
+        with braintrust.client() as client:
+            return {unit.key: _matches_source(client, storage, unit) for unit in units_of(client, keys)}
+
     checks = [
-        _check(asset_key, partitions_def, units_of, "unique_ids", blocking=True,
-               description="no id appears twice in a partition",
-               evaluate=lambda client, storage, unit: unique_ids(storage, unit.path)),
-        _check(asset_key, partitions_def, units_of, "schema", blocking=True,
-               description="every file has the documented schema",
-               evaluate=lambda client, storage, unit: matches_schema(storage, unit.path, schema)),
+        _check(asset_key, partitions_def, "unique_ids", blocking=True, description="no id appears twice in a partition",
+               evaluate=each_path(unique_ids)),
+        _check(asset_key, partitions_def, "schema", blocking=True, description="every file has the documented schema",
+               evaluate=each_path(lambda storage, path: matches_schema(storage, path, schema))),
     ]
-    if with_source:
-        checks.append(_check(asset_key, partitions_def, units_of, "matches_source", blocking=False,
+    if units_of is not None:
+        checks.append(_check(asset_key, partitions_def, "matches_source", blocking=False,
                              description="rows equal Braintrust's count for the same range at the pinned version",
-                             evaluate=_matches_source))
+                             evaluate=against_source))
     return checks
 
 
@@ -66,26 +76,16 @@ def _matches_source(client: BraintrustClient, storage: Storage, unit: Unit) -> C
                                    "materialize the partition to remove it from the lake")
 
 
-def _check(asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None, units_of: UnitsOf, name: str,
-           *, blocking: bool, description: str,
-           evaluate: Callable[[BraintrustClient, Storage, Unit], CheckOutcome]) -> dg.AssetChecksDefinition:
+def _check(asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None, name: str, *, blocking: bool,
+           description: str, evaluate: Evaluate) -> dg.AssetChecksDefinition:
     with warnings.catch_warnings():  # partitioned asset checks are a Dagster "preview"; they work as used here
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return _define_check(asset_key, partitions_def, units_of, name, blocking=blocking, description=description,
-                             evaluate=evaluate)
 
-
-def _define_check(asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None, units_of: UnitsOf,
-                  name: str, *, blocking: bool, description: str,
-                  evaluate: Callable[[BraintrustClient, Storage, Unit], CheckOutcome]) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset_key, name=name, partitions_def=partitions_def, blocking=blocking,
-                    description=description)
-    def _evaluate(context: dg.AssetCheckExecutionContext, braintrust: BraintrustResource,
-                  lake: LakeResource) -> dg.AssetCheckResult:
-        keys = _keys(context, partitions_def)
-        with braintrust.client() as client:
-            outcomes = {unit.key: evaluate(client, lake.storage(), unit) for unit in units_of(client, keys)}
-        return _result(outcomes)
+        @dg.asset_check(asset=asset_key, name=name, partitions_def=partitions_def, blocking=blocking,
+                        description=description)
+        def _evaluate(context: dg.AssetCheckExecutionContext, braintrust: BraintrustResource,
+                      lake: LakeResource) -> dg.AssetCheckResult:
+            return _result(evaluate(_keys(context, partitions_def), braintrust, lake.storage()))
 
     return _evaluate
 

@@ -186,3 +186,9 @@ class ExportConfig(BaseModel):
             for project in data["projects"]:
                 project["start_date"] = env[START_DATE_ENV]
         return ExportConfig.model_validate(data)
+
+
+def definition_name(config: ExportConfig, project: ProjectConfig, what: str) -> str:
+    """A Dagster name of one project's definition (partitions, sensor, schedule): `<prefix>__<project>__<what>`,
+    with `-` as `_` (Dagster names cannot hold '-')."""
+    return f"{config.key_prefix}__{project.key}__{what}".replace("-", "_")

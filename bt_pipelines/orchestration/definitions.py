@@ -7,24 +7,13 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
-from dagster_gcp import GCSResource
 
 from .assets import BraintrustTranslator, build_project_assets
 from .config import ExportConfig
-from .resources import BraintrustResource, LakeResource
+from .preflight import build_preflight_job
+from .resources import build_resources
 from .schedules import build_schedules
 from .sensors import build_change_sensor, build_object_sensor
-
-
-def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
-    return {
-        "braintrust": BraintrustResource(api_url=config.api_url, api_key=dg.EnvVar(config.api_key_env),
-                                         org_name=config.org_name),
-        "lake": LakeResource(destination=config.destination,
-                             s3=S3Resource(endpoint_url=config.s3_endpoint_url, region_name=config.s3_region),
-                             gcs=GCSResource(project=config.gcs_project)),
-    }
 
 
 def build_definitions(config: ExportConfig, translator: BraintrustTranslator | None = None) -> dg.Definitions:
@@ -43,8 +32,6 @@ def build_definitions(config: ExportConfig, translator: BraintrustTranslator | N
                 by_shape.setdefault(table.changes_shape, []).append(table.asset.key)
         sensors.append(build_change_sensor(config, project, by_shape))
         schedules += build_schedules(config, project, [key for keys in by_shape.values() for key in keys])
-    from .preflight import build_preflight_job  # it builds on this module's resources
-
     return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, schedules=schedules,
                           jobs=[build_preflight_job(config)],
                           resources=build_resources(config))

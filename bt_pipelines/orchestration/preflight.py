@@ -13,8 +13,7 @@ from ..engine.preflight import Finding, preflight, report
 from ..source.client import BraintrustClient
 from ..source.errors import ConfigError
 from .config import ExportConfig
-from .definitions import build_resources
-from .resources import BraintrustResource, LakeResource
+from .resources import BraintrustResource, LakeResource, build_resources
 
 COMPONENT_TYPES = {"bt_pipelines.BraintrustExportComponent",
                    "bt_pipelines.orchestration.component.BraintrustExportComponent"}

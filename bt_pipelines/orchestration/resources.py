@@ -11,6 +11,7 @@ from pydantic import Field, PrivateAttr
 
 from ..sink.storage import Storage, open_storage, parse_destination
 from ..source.client import DEFAULT_API_URL, BraintrustClient
+from .config import ExportConfig
 
 
 class BraintrustResource(dg.ConfigurableResource):
@@ -43,3 +44,13 @@ class LakeResource(dg.ConfigurableResource):
                 clients["gcs_client"] = (self.gcs or GCSResource()).get_client()
             self._storage = open_storage(self.destination, **clients)
         return self._storage
+
+
+def build_resources(config: ExportConfig) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "braintrust": BraintrustResource(api_url=config.api_url, api_key=dg.EnvVar(config.api_key_env),
+                                         org_name=config.org_name),
+        "lake": LakeResource(destination=config.destination,
+                             s3=S3Resource(endpoint_url=config.s3_endpoint_url, region_name=config.s3_region),
+                             gcs=GCSResource(project=config.gcs_project)),
+    }

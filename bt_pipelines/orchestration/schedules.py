@@ -12,12 +12,8 @@ from datetime import date, timedelta
 import dagster as dg
 
 from .assets import RECONCILE_TAG
-from .config import ExportConfig, ProjectConfig
+from .config import ExportConfig, ProjectConfig, definition_name
 from .sensors import range_request, split_ranges
-
-
-def _name(config: ExportConfig, project: ProjectConfig, what: str) -> str:
-    return f"{config.key_prefix}__{project.key}__{what}".replace("-", "_")
 
 
 def _status(config: ExportConfig) -> dg.DefaultScheduleStatus:
@@ -32,7 +28,7 @@ def recent_days(project: ProjectConfig, today: date, count: int) -> list[date]:
 
 def build_schedules(config: ExportConfig, project: ProjectConfig,
                     keys: list[dg.AssetKey]) -> list[dg.ScheduleDefinition]:
-    @dg.schedule(name=_name(config, project, "close_yesterday"), cron_schedule=config.close_day_cron,
+    @dg.schedule(name=definition_name(config, project, "close_yesterday"), cron_schedule=config.close_day_cron,
                  execution_timezone="UTC", target=keys, default_status=_status(config),
                  description=f"Refreshes yesterday's partitions of {project.name!r} once more, for late rows")
     def _close_yesterday(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
@@ -41,7 +37,7 @@ def build_schedules(config: ExportConfig, project: ProjectConfig,
             return []
         return [range_request(keys, [yesterday], tags={"bt_pipelines/trigger": "close_yesterday"})]
 
-    @dg.schedule(name=_name(config, project, "reconcile"), cron_schedule=config.reconcile_cron,
+    @dg.schedule(name=definition_name(config, project, "reconcile"), cron_schedule=config.reconcile_cron,
                  execution_timezone="UTC", target=keys, default_status=_status(config),
                  description=f"Checks the last {config.reconcile_days} days of {project.name!r} against Braintrust's "
                              "counts, and reads whole each partition that differs")

@@ -24,7 +24,7 @@ from ..source import queries
 from ..source.catalog import resolve_projects
 from ..source.client import BraintrustClient
 from .assets import object_partitions
-from .config import ExportConfig, ProjectConfig
+from .config import ExportConfig, ProjectConfig, definition_name
 from .objects import KINDS, list_project_objects, object_versions
 from .resources import BraintrustResource
 
@@ -33,19 +33,22 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
+def _status(config: ExportConfig) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if config.sensors_running else dg.DefaultSensorStatus.STOPPED
+
+
 def change_sensor_name(config: ExportConfig, project: ProjectConfig) -> str:
-    return f"{config.key_prefix}__{project.key}__changes_sensor".replace("-", "_")
+    return definition_name(config, project, "changes_sensor")
 
 
 def build_change_sensor(config: ExportConfig, project: ProjectConfig,
                         assets_by_shape: dict[str, list[dg.AssetKey]]) -> dg.SensorDefinition:
     """Requests runs of the project's daily assets for exactly the days whose rows changed."""
     name = change_sensor_name(config, project)
-    status = dg.DefaultSensorStatus.RUNNING if config.sensors_running else dg.DefaultSensorStatus.STOPPED
     every = [key for keys in assets_by_shape.values() for key in keys]
 
     @dg.sensor(name=name, minimum_interval_seconds=config.sensor_interval_seconds, asset_selection=every,
-               default_status=status,
+               default_status=_status(config),
                description=f"Refreshes the days of {project.name!r} whose rows changed since the last tick")
     def _sensor(context: dg.SensorEvaluationContext, braintrust: BraintrustResource) -> dg.SensorResult | dg.SkipReason:
         if context.instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": name}, statuses=IN_FLIGHT), limit=1):
@@ -100,10 +103,9 @@ DELETED = "deleted"
 def build_object_sensor(config: ExportConfig, project: ProjectConfig, table: str,
                         asset_key: dg.AssetKey) -> dg.SensorDefinition:
     partitions = object_partitions(config, project, table)
-    status = dg.DefaultSensorStatus.RUNNING if config.sensors_running else dg.DefaultSensorStatus.STOPPED
 
     @dg.sensor(name=f"{partitions.name}_sensor", minimum_interval_seconds=config.sensor_interval_seconds,
-               asset_selection=[asset_key], default_status=status,
+               asset_selection=[asset_key], default_status=_status(config),
                description=f"Exports new and changed {table} of {project.name!r}, and removes deleted ones")
     def _sensor(context: dg.SensorEvaluationContext, braintrust: BraintrustResource) -> dg.SensorResult:
         seen: dict[str, list[str | None]] = json.loads(context.cursor) if context.cursor else {}

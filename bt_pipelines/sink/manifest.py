@@ -10,6 +10,7 @@ partition deletes the leftovers, and the manifest always names exactly the parti
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -89,7 +90,8 @@ class ConcurrentCommit(RuntimeError):
 
 
 def commit(storage: Storage, path: PartitionPath, manifest: Manifest,
-           based_on: Manifest | None | Literal["unchecked"] = "unchecked") -> list[str]:
+           based_on: Manifest | None | Literal["unchecked"] = "unchecked",
+           on_written: Callable[[], None] | None = None) -> list[str]:
     """Make `manifest` the partition's truth, then delete what it no longer lists.
 
     `based_on`: the manifest (or None: no manifest) the run found when it started. If the
@@ -98,7 +100,9 @@ def commit(storage: Storage, path: PartitionPath, manifest: Manifest,
     changes; this run's files become orphans the next commit removes).
 
     Once the manifest is written the partition is committed: failing to delete leftovers then
-    only leaves orphans for the next commit, so it is logged, not raised.
+    only leaves orphans for the next commit, so it is logged, not raised. `on_written` runs at
+    that moment, before anything can interrupt the clean-up: the caller stops treating the new
+    files as its own to discard.
     """
     if based_on != "unchecked":
         current = read_manifest(storage, path)
@@ -107,6 +111,8 @@ def commit(storage: Storage, path: PartitionPath, manifest: Manifest,
                 f"{path.folder} was committed by another run (run {current.run_id if current else None}) while this "
                 "run was writing it; nothing was changed: materialize the partition again")
     storage.put_bytes(path.manifest_key, manifest.to_json())
+    if on_written is not None:
+        on_written()
     return remove_unlisted(storage, path, manifest)
 
 

@@ -16,20 +16,28 @@ from .schema import TableSchema, from_lake_rows
 BATCH_ROWS = 5_000
 
 
-def read_batches(path: Path, fmt: str, schema: TableSchema, columns: list[str] | None = None,
-                 batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """The file's rows as batches of the table's schema (or of `columns` only)."""
+def read_batches(path: Path, fmt: str, schema: TableSchema, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The file's rows as batches of the table's schema."""
     if fmt == "parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
-            yield batch
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
         return
     with gzip.open(path, "rb") as lines:
         while chunk := list(islice(lines, batch_rows)):
-            batch = from_lake_rows(schema, [orjson.loads(line) for line in chunk])
-            yield batch.select(columns) if columns else batch
+            yield from_lake_rows(schema, [orjson.loads(line) for line in chunk])
 
 
-def read_ids(path: Path, fmt: str, schema: TableSchema) -> pa.Array:
-    """Every `id` in the file, in file order."""
-    chunks = [b.column(0) for b in read_batches(path, fmt, schema, ["id"])]
-    return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+def read_ids(path: Path, fmt: str) -> pa.Array:
+    """Every `id` in the file, in file order (Parquet reads that one column; JSON lines are not converted)."""
+    if fmt == "parquet":
+        return pq.read_table(path, columns=["id"]).column("id").combine_chunks()
+    with gzip.open(path, "rb") as lines:
+        return pa.array([orjson.loads(line)["id"] for line in lines], pa.string())
+
+
+def read_schema(path: Path, fmt: str) -> pa.Schema | list[str]:
+    """A Parquet file's schema (its footer only), or a JSONL file's first row's keys."""
+    if fmt == "parquet":
+        return pq.read_schema(path)
+    with gzip.open(path, "rb") as lines:
+        first = lines.readline()
+    return list(orjson.loads(first)) if first.strip() else []

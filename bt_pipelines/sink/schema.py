@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -49,7 +50,7 @@ class TableSchema:
     table: str
     columns: tuple[Column, ...]
 
-    @property
+    @cached_property
     def arrow(self) -> pa.Schema:
         fields = [pa.field(c.name, _TYPES[c.kind], nullable=c.name != "id") for c in self.columns]
         return pa.schema(fields, metadata={"bt_pipelines.table": self.table,

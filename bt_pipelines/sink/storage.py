@@ -73,6 +73,16 @@ class Storage(ABC):
     def get_file(self, key: str, spool: Path) -> Path:
         """A local path holding the stored file `key` (downloaded into `spool` when remote)."""
 
+    @contextmanager
+    def local_copy(self, key: str, spool: Path) -> Iterator[Path]:
+        """`get_file`, and the downloaded copy removed afterwards (a local lake's file is read in place)."""
+        local = self.get_file(key, spool)
+        try:
+            yield local
+        finally:
+            if local.is_relative_to(spool):
+                local.unlink(missing_ok=True)
+
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Keys of every object under `prefix/`."""
@@ -154,9 +164,10 @@ class LocalStorage(Storage):
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix)
-        if not base.is_dir():
-            return []
-        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+        with self._errors("list", prefix):
+            if not base.is_dir():
+                return []
+            return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
 
     def delete(self, keys: Iterable[str]) -> None:
         """Delete files, and the folders they leave empty (up to the lake's root)."""
@@ -255,19 +266,26 @@ class S3Storage(_BucketStorage):
         return local
 
     def list(self, prefix: str) -> list[str]:
-        keys = []
-        with self._errors("list", prefix):
-            paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._folder(prefix)):
-                keys += [obj["Key"] for obj in page.get("Contents", [])]
-        return self._relative(keys)
+        def listing() -> list[str]:
+            keys = []
+            with self._errors("list", prefix):
+                paginator = self.client.get_paginator("list_objects_v2")
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=self._folder(prefix)):
+                    keys += [obj["Key"] for obj in page.get("Contents", [])]
+            return keys
+
+        return self._relative(retrying(listing))
 
     def delete(self, keys: Iterable[str]) -> None:
         keys = [self._key(k) for k in keys]
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": k} for k in keys[start : start + 1000]]
-            with self._errors("delete", chunk[0]["Key"]):
-                answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+
+            def delete(chunk: list[dict[str, str]] = chunk) -> dict[str, Any]:
+                with self._errors("delete", chunk[0]["Key"]):
+                    return self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+
+            answer = retrying(delete)
             if answer.get("Errors"):
                 first = answer["Errors"][0]
                 raise StorageError(f"S3 could not delete {len(answer['Errors'])} objects, e.g. {first.get('Key')}: "
@@ -312,11 +330,14 @@ class GCSStorage(_BucketStorage):
     def get_bytes(self, key: str) -> bytes | None:
         from google.api_core.exceptions import NotFound
 
-        with self._errors("read", key):
-            try:
-                return self.bucket.blob(self._key(key)).download_as_bytes()
-            except NotFound:
-                return None
+        def get() -> bytes | None:
+            with self._errors("read", key):
+                try:
+                    return self.bucket.blob(self._key(key)).download_as_bytes()
+                except NotFound:
+                    return None
+
+        return retrying(get)
 
     def get_file(self, key: str, spool: Path) -> Path:
         local = spool / key.rpartition("/")[2]
@@ -329,15 +350,21 @@ class GCSStorage(_BucketStorage):
         return local
 
     def list(self, prefix: str) -> list[str]:
-        with self._errors("list", prefix):
-            return self._relative(b.name for b in self.client.list_blobs(self.bucket_name, prefix=self._folder(prefix)))
+        def listing() -> list[str]:
+            with self._errors("list", prefix):
+                return [b.name for b in self.client.list_blobs(self.bucket_name, prefix=self._folder(prefix))]
+
+        return self._relative(retrying(listing))
 
     def delete(self, keys: Iterable[str]) -> None:
         from google.api_core.exceptions import NotFound
 
         for key in keys:
-            with self._errors("delete", key), suppress(NotFound):
-                self.bucket.blob(self._key(key)).delete()
+            def delete(key: str = key) -> None:
+                with self._errors("delete", key), suppress(NotFound):
+                    self.bucket.blob(self._key(key)).delete()
+
+            retrying(delete)
 
 
 def parse_destination(destination: str) -> tuple[str, str, str]:

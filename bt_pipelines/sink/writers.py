@@ -11,6 +11,7 @@ import logging
 import uuid
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -216,3 +217,10 @@ class PartitionWriter:
             self.storage.delete([f.key for f in self.files])
         except Exception:
             log.warning("could not remove uncommitted files of %s", self.partition.folder, exc_info=True)
+
+
+def keep_within_budget(writers: Iterable[PartitionWriter], budget: int) -> None:
+    """Flush the fullest buffers until all open partitions' buffers fit in `budget` bytes together."""
+    open_writers = list(writers)
+    while sum(w.buffered_bytes for w in open_writers) > budget:
+        max(open_writers, key=lambda w: w.buffered_bytes).flush()

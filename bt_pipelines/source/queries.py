@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from ..timefmt import iso_ms
+from ..timefmt import day_start, iso_ms
 
 
 def quote(value: str) -> str:
@@ -18,6 +18,11 @@ def source(kind: str, object_id: str, shape: str = "spans") -> str:
 
 def created_range(start: datetime, end: datetime) -> str:
     return f"created >= {quote(iso_ms(start))} AND created < {quote(iso_ms(end))}"
+
+
+def created_on_days(first: date, last: date) -> str:
+    """Rows created on the UTC days `first` to `last`, both included."""
+    return created_range(day_start(first), day_start(last + timedelta(days=1)))
 
 
 def all_of(*conditions: str | None) -> str:

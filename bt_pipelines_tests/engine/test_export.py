@@ -118,19 +118,31 @@ def test_faults_still_end_with_exact_partitions(bt, local_lake, faults):
     assert_lake_equals_source(bt, local_lake.storage, target)
 
 
+def read_all_with_faults(bt, project_id: str, **faults) -> tuple[int, PageReader]:
+    """Read every row of the project through a PageReader while the emulator injects `faults`."""
+    bt.set_faults(**faults)
+    try:
+        with client_for(bt) as client:
+            reader = PageReader(client, "project_logs", project_id, "created >= '2000-01-01'", version=None)
+            return sum(len(p) for p in reader.pages()), reader
+    finally:
+        bt.clear_faults()
+
+
 def test_heavy_pages_shrink_the_limit_then_grow_back(bt, local_lake):
     pid = target_for(bt).object_id
     total = bt.client().post("/btql", json={"query": f"measures: count(1) as n | from: project_logs('{pid}')"})
-    bt.set_faults(heavy_limit_above=100)
-    try:
-        with client_for(bt) as client:
-            reader = PageReader(client, "project_logs", pid, "created >= '2000-01-01'", version=None)
-            rows = sum(len(p) for p in reader.pages())
-    finally:
-        bt.clear_faults()
+    rows, reader = read_all_with_faults(bt, pid, heavy_limit_above=100)
     assert rows == total.json()["data"][0]["n"]
     assert reader.stats.heavy_pages >= 4  # 1000, 500, 250, 125 refused; then 62 rows a page
     assert reader.stats.limits[0] == 62 and max(reader.stats.limits) <= 100
+
+
+def test_the_page_size_doubles_again_once_heavy_pages_stop(bt):
+    pid = target_for(bt).object_id
+    rows, reader = read_all_with_faults(bt, pid, heavy_limit_above=100, max_faults=4)  # 4 refused, then none
+    assert rows > 62 + 124  # enough rows for the second page to be asked at twice the size
+    assert reader.stats.heavy_pages == 4 and reader.stats.limits[:3] == [62, 124, 248]
 
 
 def test_an_unknown_project_lists_the_closest_names(bt):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from bt_pipelines.emulator import emulator
 from bt_pipelines.engine.sync import ExportOptions, ExportTarget, export_days
-from bt_pipelines.sink.manifest import ConcurrentCommit, read_manifest
+from bt_pipelines.sink.manifest import ConcurrentCommit, Manifest, read_manifest
 from bt_pipelines.sink.schema import PROJECT_LOGS
 from bt_pipelines.sink.storage import Storage, open_storage
 from bt_pipelines.source.client import BraintrustClient, RetryPolicy
@@ -68,6 +70,14 @@ def rows_by_day(storage: Storage, target: ExportTarget, days=DAYS) -> dict[date,
     return {d: sorted(partition_rows(storage, target.day_path(d)), key=lambda r: r["id"]) for d in days}
 
 
+def edit_manifest(storage: Storage, path, edit: Callable[[Manifest], Any]) -> Any:
+    """Change a committed manifest in place, as a bug or another tool could have; returns what `edit` did."""
+    manifest = read_manifest(storage, path)
+    done = edit(manifest)
+    storage.put_bytes(path.manifest_key, manifest.to_json())
+    return done
+
+
 def full_export(bt, target: ExportTarget, fmt: str) -> dict[date, list[dict]]:
     with tempfile.TemporaryDirectory() as folder:
         storage = open_storage(folder)
@@ -93,6 +103,13 @@ def test_incremental_syncs_always_equal_a_fresh_full_export(bt, steps, fmt, filt
     after every sync the lake holds exactly what a fresh full export holds."""
     target = new_project(bt, filter="scores.q >= 0.5" if filtered else None)
     live: list[str] = []
+
+    def assert_exact(storage: Storage, steps_so_far: list) -> None:
+        assert rows_by_day(storage, target) == full_export(bt, target, fmt), steps_so_far
+        for day in DAYS:
+            assert lake_pairs(storage, target.day_path(day)) == source_pairs(bt, target.object_id, day, target.filter)
+            assert_folder_is_manifest(storage, target.day_path(day))
+
     with tempfile.TemporaryDirectory() as folder:
         storage = open_storage(folder)
         for number, (op, a, b) in enumerate(steps):
@@ -108,9 +125,9 @@ def test_incremental_syncs_always_equal_a_fresh_full_export(bt, steps, fmt, filt
                 delete(bt, target, [live.pop(a % len(live))])
             elif op == "sync":
                 sync(bt, storage, target, format=fmt, reconcile=a, max_small_files=2, **SMALL_FILES)
-                assert rows_by_day(storage, target) == full_export(bt, target, fmt), steps[: number + 1]
-                for day in DAYS:
-                    assert_folder_is_manifest(storage, target.day_path(day))
+                assert_exact(storage, steps[: number + 1])
+        sync(bt, storage, target, format=fmt, max_small_files=2, **SMALL_FILES)  # the end state is checked too
+        assert_exact(storage, steps)
 
 
 # -- the behaviours, one at a time ---------------------------------------------------------------------
@@ -191,9 +208,7 @@ def test_a_reconcile_repairs_a_partition_that_differs_even_when_nothing_was_writ
     storage = open_storage(str(tmp_path))
     sync(bt, storage, target)
     path = target.day_path(DAYS[1])
-    manifest = read_manifest(storage, path)
-    lost = manifest.files.pop()  # as if a row had been written below the watermark read, and missed
-    storage.put_bytes(path.manifest_key, manifest.to_json())
+    lost = edit_manifest(storage, path, lambda m: m.files.pop())  # as if a row written below the watermark was missed
     storage.delete([lost.key])
     assert {p.mode for p in sync(bt, storage, target).partitions} == {"unchanged"}  # nothing new: nothing read
     result = sync(bt, storage, target, reconcile=True)
@@ -286,10 +301,11 @@ def test_a_source_older_than_the_lake_is_read_whole(bt, tmp_path):
     storage = open_storage(str(tmp_path))
     sync(bt, storage, target)
     path = target.day_path(DAYS[2])
-    manifest = read_manifest(storage, path)
-    manifest.watermark = str(int(manifest.watermark) + 10**12)  # as if the lake had seen a newer history
-    manifest.files[0].rows += 1
-    storage.put_bytes(path.manifest_key, manifest.to_json())
+    def newer_history_one_row_more(manifest: Manifest) -> None:  # as if the lake had seen a newer history
+        manifest.watermark = str(int(manifest.watermark) + 10**12)
+        manifest.files[0].rows += 1
+
+    edit_manifest(storage, path, newer_history_one_row_more)
     result = sync(bt, storage, target)
     assert result.partitions[-1].mode == "full" and result.reconciled[-1] == DAYS[2].isoformat()
     assert lake_pairs(storage, path) == source_pairs(bt, target.object_id, DAYS[2])

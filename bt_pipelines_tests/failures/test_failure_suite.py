@@ -145,7 +145,7 @@ def test_a_run_killed_mid_partition_is_made_whole_by_the_next_run(bt, local_lake
         while time.monotonic() < deadline and not (set(folder.rglob("*.parquet")) - set(committed)):
             time.sleep(0.05)  # until the doomed run has stored a file of its own
         os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        assert process.wait() == -signal.SIGKILL, "the run ended by itself before it could be killed"
     finally:
         bt.clear_faults()
     assert set(folder.rglob("*.parquet")) - set(committed), "the run was killed before it stored anything"
