@@ -43,7 +43,7 @@ from ..source.client import BraintrustClient
 from ..source.reader import PageReader
 from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult, Progress
 from .reconcile import differing_units
-from .routing import closing, latest_per_id, parts_by_day, utc_day
+from .routing import closing, latest_per_id, page_rows, parts_by_day, utc_day
 
 _DATE_FOLDER = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 
@@ -132,7 +132,7 @@ def _read_changes(client: BraintrustClient, storage: Storage, target: ExportTarg
     """Stream the changed rows: new ones into new files, possible updates into each unit's `maybe`."""
     condition = queries.all_of(where, target.filter, queries.changed_since(since))
     reader = PageReader(client, target.source_kind, target.object_id, condition, version=result.watermark,
-                        page_size=options.page_size, prefetch=options.prefetch)
+                        page_size=options.page_size, prefetch=options.prefetch, decode=page_rows)
     allowed = None if "object" in units else set(units)
     ids: set[str] = set()
     started = time.perf_counter()

@@ -9,14 +9,26 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..sink.schema import TableSchema, to_batch
+from ..sink.convert import to_batch
+from ..sink.records import UntypedPage, decode_records
+from ..sink.schema import TableSchema
+from ..source.reader import json_lines
 
 
-def latest_per_id(page: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def page_rows(body: bytes) -> list[Any]:
+    """A page's JSON lines as typed records, or as dicts when a value does not fit its column's
+    type (the general conversion cleans those); both give the same Arrow batch."""
+    try:
+        return decode_records(body)
+    except UntypedPage:
+        return json_lines(body)
+
+
+def latest_per_id(page: list[Any]) -> tuple[list[Any], int]:
     """One row per id within a page, the one with the highest `_xact_id`."""
     if len({row["id"] for row in page}) == len(page):  # the usual page: nothing to choose
         return page, 0
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, Any] = {}
     for row in page:
         kept = latest.get(row["id"])
         if kept is None or int(row["_xact_id"]) > int(kept["_xact_id"]):
@@ -26,13 +38,13 @@ def latest_per_id(page: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
     return list(latest.values()), len(page) - len(latest)
 
 
-def parts_by_day(schema: TableSchema, rows: list[dict[str, Any]], allowed: set[str] | None = None,
+def parts_by_day(schema: TableSchema, rows: list[Any], allowed: set[str] | None = None,
                  ) -> Iterator[tuple[str, pa.RecordBatch]]:
     """Convert a page to Arrow once, then split it by the UTC day of each row (`YYYY-MM-DD`)."""
     if not rows:
         return
     batch = to_batch(schema, rows)
-    if "__day" in rows[0]:  # whole-trace rows carry their trace's day
+    if isinstance(rows[0], dict) and "__day" in rows[0]:  # whole-trace rows carry their trace's day
         day_of = pa.array([row["__day"] for row in rows], pa.string())
     else:  # `created` is UTC in the batch already
         day_of = pc.cast(pc.cast(batch.column("created"), pa.date32()), pa.string())
@@ -54,7 +66,7 @@ def utc_day(created: str) -> str:
     return datetime.fromisoformat(created).astimezone(UTC).date().isoformat()
 
 
-def closing(pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+def closing(pages: Iterable[list[Any]]) -> Iterator[list[Any]]:
     """Iterate pages and always close the source, so its prefetch thread stops on a failure."""
     iterator = iter(pages)
     try:

@@ -33,9 +33,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from ..sink.convert import to_batch
 from ..sink.layout import PartitionPath
 from ..sink.manifest import Manifest, commit, read_manifest
-from ..sink.schema import TableSchema, to_batch
+from ..sink.schema import TableSchema
 from ..sink.storage import LocalStorage, Storage
 from ..sink.writers import FileInfo, PartitionWriter, keep_within_budget
 from ..source import queries
@@ -46,7 +47,7 @@ from ..timefmt import iso_ms
 from .incremental import Unit, can_refresh, refresh
 from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult, Progress
 from .reconcile import differing_units
-from .routing import closing, latest_per_id, parts_by_day, utc_day
+from .routing import closing, latest_per_id, page_rows, parts_by_day, utc_day
 
 __all__ = ["ExportOptions", "ExportResult", "ExportTarget", "PartitionResult", "contiguous_ranges", "export_days",
            "export_object", "remove_object", "write_snapshot"]
@@ -233,7 +234,7 @@ def _pages(client: BraintrustClient, target: ExportTarget, where: str | None, re
     where = queries.all_of(where, target.filter) or None
     reader = PageReader(client, target.source_kind, target.object_id, where, version=result.watermark,
                         shape=target.shape, page_size=options.page_size, prefetch=options.prefetch,
-                        preview_length=-1 if target.shape == "summary" else None)
+                        preview_length=-1 if target.shape == "summary" else None, decode=page_rows)
     yield from reader.pages()
     result.add_read(reader.stats)
 

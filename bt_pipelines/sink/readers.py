@@ -11,7 +11,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import TableSchema, from_lake_rows
+from .convert import from_lake_rows
+from .schema import TableSchema
 
 BATCH_ROWS = 5_000
 

@@ -2,16 +2,23 @@
 
 A writer keeps a small buffer, writes it as one Parquet row group (or a run of JSON lines),
 and starts a new file when the current one reaches the size target, handing each finished
-file to storage under a fresh uuid name. Memory stays at one buffer per open partition.
+file to storage under a fresh uuid name. Memory stays at one buffer per open partition, plus
+at most two row groups being written.
+
+Row groups are written on a background thread: Arrow encodes and compresses without holding
+the GIL, so that work overlaps with the conversion of the next pages. Each writer has at most
+one row group in flight, so its files keep their order; its errors surface at its next call.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,6 +141,31 @@ class _JsonlSink(_Sink):
 _SINKS: dict[str, type[_Sink]] = {"parquet": _ParquetSink, "jsonl": _JsonlSink}
 
 
+class _Background:
+    """One thread for every writer in the process, at most `limit` row groups queued at once."""
+
+    def __init__(self, limit: int = 2):
+        self.slots = threading.BoundedSemaphore(limit)
+        self.lock = threading.Lock()
+        self.pool: ThreadPoolExecutor | None = None
+
+    def submit(self, job: Callable[[], None]) -> Future[None]:
+        self.slots.acquire()
+        with self.lock:
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-file-writer")
+            try:
+                future = self.pool.submit(job)
+            except BaseException:
+                self.slots.release()
+                raise
+        future.add_done_callback(lambda _: self.slots.release())
+        return future
+
+
+_BACKGROUND = _Background()
+
+
 class PartitionWriter:
     """Rolling files for one partition; `close()` stores them and says what was written."""
 
@@ -152,6 +184,7 @@ class PartitionWriter:
         self.sink: _Sink | None = None
         self.stats = _Stats()
         self.files: list[FileInfo] = []
+        self.pending: Future[None] | None = None  # the row group being written
 
     def add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
@@ -169,6 +202,16 @@ class PartitionWriter:
             return
         table = pa.Table.from_batches(self.buffer, schema=self.schema.arrow)
         self.buffer, self.buffered_rows, self.buffered_bytes = [], 0, 0
+        self.wait()
+        self.pending = _BACKGROUND.submit(lambda: self._write_all(table))
+
+    def wait(self) -> None:
+        """Until this writer's row group is written; its error, if it failed."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def _write_all(self, table: pa.Table) -> None:
         for start in range(0, table.num_rows, self.row_group_rows):
             self._write(table.slice(start, self.row_group_rows))
 
@@ -197,6 +240,7 @@ class PartitionWriter:
 
     def close(self) -> list[FileInfo]:
         self.flush()
+        self.wait()
         if self.sink is not None:
             self._finish_file()
         return self.files
@@ -208,6 +252,8 @@ class PartitionWriter:
         next commit deletes them anyway, so the original error is what the caller sees.
         """
         self.buffer = []
+        with suppress(Exception):  # its error was reported, or the caller's error is the one to see
+            self.wait()
         if self.sink is not None:
             with suppress(Exception):  # the file goes either way
                 self.sink.close()

@@ -19,8 +19,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any
 
 import httpx
@@ -52,13 +53,15 @@ class RawPage:
     last_key: str | None
     repeats: str | None = None  # the key this page starts at again (`>=`), when it does
 
-    def rows(self) -> list[dict[str, Any]]:
-        if not self.body:
-            return []
-        try:
-            return list(map(orjson.loads, self.body.split(b"\n")))  # the common case, a microsecond a row faster
-        except orjson.JSONDecodeError:  # blank lines, or \r\n endings
-            return [orjson.loads(line) for line in self.body.splitlines() if line.strip()]
+
+def json_lines(body: bytes) -> list[dict[str, Any]]:
+    """A page's rows as dicts."""
+    if not body:
+        return []
+    try:
+        return list(map(orjson.loads, body.split(b"\n")))  # the common case, a microsecond a row faster
+    except orjson.JSONDecodeError:  # blank lines, or \r\n endings
+        return [orjson.loads(line) for line in body.splitlines() if line.strip()]
 
 
 def _raw_page(response: httpx.Response) -> RawPage:
@@ -73,7 +76,7 @@ def _raw_page(response: httpx.Response) -> RawPage:
     return RawPage(body, last["_pagination_key"])
 
 
-def _hold_back_tail(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _hold_back_tail(rows: list[Any]) -> tuple[list[Any], list[Any]]:
     """Split off the rows that share the last `_pagination_key`: the next page repeats them."""
     if not rows:
         return rows, []
@@ -82,6 +85,10 @@ def _hold_back_tail(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
     while cut > 0 and rows[cut - 1]["_pagination_key"] == last:
         cut -= 1
     return rows[:cut], rows[cut:]
+
+
+def _has_key(key: str) -> Callable[[Any], bool]:
+    return lambda row: row["_pagination_key"] == key
 
 
 def read_watermark(client: BraintrustClient, kind: str, object_id: str) -> str | None:
@@ -102,12 +109,18 @@ def read_watermark(client: BraintrustClient, kind: str, object_id: str) -> str |
 
 
 class PageReader:
-    """Iterate pages (lists of row dicts) of `kind(object_id)` rows matching `where`."""
+    """Iterate pages (lists of rows) of `kind(object_id)` rows matching `where`.
+
+    Rows are what `decode` makes of a page's JSON lines: dicts by default. Any row type works
+    that gives `row["id"]`, `row["_xact_id"]` and `row["_pagination_key"]`.
+    """
 
     def __init__(self, client: BraintrustClient, kind: str, object_id: str, where: str | None, *,
                  version: str | None, shape: str = "spans", page_size: int = MAX_PAGE, prefetch: int = 2,
-                 select: str = "*", preview_length: int | None = None):
+                 select: str = "*", preview_length: int | None = None,
+                 decode: Callable[[bytes], Sequence[Any]] = json_lines):
         self.client = client
+        self.decode = decode
         self.kind, self.object_id, self.where, self.shape = kind, object_id, where, shape
         self.select, self.preview_length = select, preview_length
         self.version = version
@@ -121,14 +134,14 @@ class PageReader:
         page = self.client.btql(query, fmt="jsonl", version=self.version, parse=_raw_page, heavy_is_error=True)
         return RawPage(page.body, page.last_key, after if inclusive else None)
 
-    def pages(self) -> Iterator[list[dict[str, Any]]]:
+    def pages(self) -> Iterator[list[Any]]:
         """Pages in order; fetching runs ahead on a thread, at most `prefetch` pages."""
         started = time.perf_counter()
         inbox: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
         worker = threading.Thread(target=self._fetch_all, args=(inbox, stop), name="bt-page-reader", daemon=True)
         worker.start()
-        held: list[dict[str, Any]] = []  # rows sharing the last key, until the next page repeats them
+        held: list[Any] = []  # rows sharing the last key, until the next page repeats them
         try:
             while True:
                 kind, item = inbox.get()
@@ -138,11 +151,11 @@ class PageReader:
                     if held:
                         yield held
                     return
-                rows = item.rows()
+                rows = list(self.decode(item.body)) if item.body else []
                 self.stats.rows += len(rows)
                 if held and item.repeats == held[0]["_pagination_key"]:
-                    # This page starts with those rows again, in their snapshot versions.
-                    fresh = {row["id"]: int(row["_xact_id"]) for row in rows if row["_pagination_key"] == item.repeats}
+                    # This page starts with those rows again (keys ascend), in their snapshot versions.
+                    fresh = {row["id"]: int(row["_xact_id"]) for row in takewhile(_has_key(item.repeats), rows)}
                     self.stats.stale_replaced += sum(int(r["_xact_id"]) < fresh.get(r["id"], 0) for r in held)
                     held = []
                 rows, held = _hold_back_tail(held + rows)

@@ -12,8 +12,9 @@ import pytest
 from bt_pipelines.emulator import emulator
 from bt_pipelines.engine.sync import ExportTarget, export_days, export_object
 from bt_pipelines.orchestration.objects import object_keys
+from bt_pipelines.sink.convert import to_batch
 from bt_pipelines.sink.layout import slugify
-from bt_pipelines.sink.schema import EXPERIMENTS, PROJECT_LOGS, to_batch
+from bt_pipelines.sink.schema import EXPERIMENTS, PROJECT_LOGS
 from bt_pipelines.sink.storage import StorageError, open_storage
 from bt_pipelines.source.catalog import list_objects, resolve_projects
 from bt_pipelines.source.client import BraintrustClient
