@@ -9,17 +9,19 @@ import sys
 import threading
 from pathlib import Path
 
-from .emulator import DEFAULT_API_KEY, Faults, start_emulator
+from .engine.model import MAX_READ_STREAMS, ExportOptions
 
 
 def _emulator(args: argparse.Namespace) -> int:
+    from .emulator import DEFAULT_API_KEY, Faults, start_emulator  # not needed by the other commands
+
     try:
         faults = Faults.from_assignments(args.fault) if args.fault else None
     except ValueError as exc:
         print(f"bt-pipelines emulator: {exc}", file=sys.stderr)
         return 2
     running = start_emulator(host=args.host, port=args.port, db=args.db, seed=args.seed,
-                             api_key=args.api_key, faults=faults, org_name=args.org_name,
+                             api_key=args.api_key or DEFAULT_API_KEY, faults=faults, org_name=args.org_name,
                              days=args.days, spans=args.spans)
     print(f"Braintrust emulator listening on {running.url}", flush=True)
     print(f"  BRAINTRUST_API_URL={running.url}", flush=True)
@@ -57,7 +59,7 @@ def _export(args: argparse.Namespace) -> int:
     from collections import Counter
     from datetime import UTC, date, datetime, timedelta
 
-    from .engine.sync import ExportOptions, ExportTarget, export_days
+    from .engine.sync import ExportTarget, export_days
     from .sink.layout import slugify
     from .sink.schema import PROJECT_LOGS
     from .sink.storage import open_storage
@@ -81,7 +83,8 @@ def _export(args: argparse.Namespace) -> int:
             target = ExportTarget("project_logs", PROJECT_LOGS, "project_logs", found.id, found.name,
                                   (("project", slugify(found.name)),))
             options = ExportOptions(format=args.format, progress_every_pages=1 if watching else 20,
-                                    full_refresh=args.full_refresh, reconcile=args.reconcile)
+                                    full_refresh=args.full_refresh, reconcile=args.reconcile,
+                                    read_streams=args.read_streams)
             result = export_days(client, open_storage(args.destination), target, days, options, on_progress=show)
     except (BraintrustError, ValueError, OSError) as exc:
         print(f"\nbt-pipelines export: {exc}", file=sys.stderr)
@@ -103,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     emu.add_argument("--db", default=":memory:", help="SQLite file to keep the data in (default: memory)")
     emu.add_argument("--seed", choices=("demo", "none"), default="none")
-    emu.add_argument("--api-key", default=DEFAULT_API_KEY, help="the only key the server accepts")
+    emu.add_argument("--api-key", help="the only key the server accepts (default: a fixed local key, printed "
+                     "at start)")
     emu.add_argument("--org-name", default="demo-org")
     emu.add_argument("--spans", type=int, default=0, help="also load N bulk spans (project 'bulk-load')")
     emu.add_argument("--days", type=int, default=14, help="days the seeded rows spread over")
@@ -129,8 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "since each day's last export)")
     export.add_argument("--reconcile", action="store_true", help="also check days with nothing new against the "
                         "source's counts, and read whole those that differ")
+    export.add_argument("--read-streams", type=_streams, default=ExportOptions.read_streams, metavar="N",
+                        help="days read at once, in contiguous chunks: 1 to 8 (default %(default)s)")
     export.set_defaults(func=_export)
     return parser
+
+
+def _streams(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_READ_STREAMS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_READ_STREAMS}, not {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:

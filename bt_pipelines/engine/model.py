@@ -64,6 +64,9 @@ class ExportTarget:
         return "spans" if self.incremental else "summary"
 
 
+MAX_READ_STREAMS = 8
+
+
 @dataclass
 class ExportOptions:
     format: str = "parquet"
@@ -71,12 +74,17 @@ class ExportOptions:
     row_group_rows: int = 20_000  # files roll between row groups
     page_size: int = 1000
     prefetch: int = 2
-    buffer_budget_bytes: int = 48 * 1024 * 1024  # all open partitions' buffers together
+    read_streams: int = 2  # readers at once over contiguous runs of days (sync.split_days)
+    buffer_budget_bytes: int = 32 * 1024 * 1024  # all open partitions' buffers together
     run_id: str | None = None
     progress_every_pages: int = 20
     full_refresh: bool = False  # re-read every unit whole, even one an incremental refresh could update
     reconcile: bool = False  # also check units with nothing new against the source's count; read whole if they differ
     max_small_files: int = 8  # a folder with more small files than this has them merged into one
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.read_streams <= MAX_READ_STREAMS:
+            raise ValueError(f"read_streams must be from 1 to {MAX_READ_STREAMS}, not {self.read_streams}")
 
 
 @dataclass

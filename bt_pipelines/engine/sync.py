@@ -41,7 +41,7 @@ from ..sink.storage import LocalStorage, Storage
 from ..sink.writers import FileInfo, PartitionWriter, keep_within_budget
 from ..source import queries
 from ..source.client import BraintrustClient
-from ..source.reader import PageReader, read_watermark
+from ..source.reader import PageReader, read_together, read_watermark
 from ..source.traces import whole_trace_pages
 from ..timefmt import iso_ms
 from .incremental import Unit, can_refresh, refresh
@@ -64,6 +64,22 @@ def contiguous_ranges(days: Sequence[date]) -> list[list[date]]:
         else:
             ranges.append([day])
     return ranges
+
+
+def split_days(days: Sequence[date], chunks: int) -> list[list[date]]:
+    """Consecutive days in at most `chunks` contiguous runs of nearly equal length, one reader each.
+
+    A day always comes from one reader, so its rows still arrive in key order; only pages of
+    different days interleave, and each row goes to its day's writer anyway.
+    """
+    count = max(1, min(chunks, len(days)))
+    size, extra = divmod(len(days), count)
+    runs, start = [], 0
+    for index in range(count):
+        end = start + size + (index < extra)
+        runs.append(list(days[start:end]))
+        start = end
+    return runs
 
 
 # -- entry points ---------------------------------------------------------------------------------
@@ -100,7 +116,7 @@ def export_object(client: BraintrustClient, storage: Storage, target: ExportTarg
         differs = bool(bases) and bool(_refresh(client, storage, target, bases, paths, lambda day: "object", None,
                                                 result, options, on_progress))
         if not bases or differs:  # never exported, or the refreshed object differs from the source
-            pages = _pages(client, target, None, result, options)
+            pages = _pages(client, target, [None], result, options)
             result.partitions += _stream(storage, target, pages, paths, found, lambda day: "object", options,
                                          result, on_progress, client)
     return result
@@ -217,26 +233,30 @@ def _unchanged(storage: Storage, path: PartitionPath, manifest: Manifest, option
 
 
 def _day_pages(client: BraintrustClient, target: ExportTarget, days: list[date], result: ExportResult,
-               options: ExportOptions) -> Iterator[list[dict[str, Any]]]:
+               options: ExportOptions) -> Iterator[list[Any]]:
     if target.whole_traces:
         if result.watermark is None:
             return iter(())
         return whole_trace_pages(client, target.source_kind, target.object_id, target.filter or "true", days,
                                  version=result.watermark, grace=target.trace_grace, page_size=options.page_size)
-    where = queries.created_on_days(days[0], days[-1])
-    return _pages(client, target, where, result, options)
+    chunks = split_days(days, options.read_streams)
+    return _pages(client, target, [queries.created_on_days(c[0], c[-1]) for c in chunks], result, options)
 
 
-def _pages(client: BraintrustClient, target: ExportTarget, where: str | None, result: ExportResult,
-           options: ExportOptions) -> Iterator[list[dict[str, Any]]]:
+def _pages(client: BraintrustClient, target: ExportTarget, wheres: list[str | None], result: ExportResult,
+           options: ExportOptions) -> Iterator[list[Any]]:
+    """The rows matching each of `wheres` (and the target's filter): one reader for each, all read at once."""
     if result.watermark is None:  # nothing was ever written: nothing to read
         return
-    where = queries.all_of(where, target.filter) or None
-    reader = PageReader(client, target.source_kind, target.object_id, where, version=result.watermark,
-                        shape=target.shape, page_size=options.page_size, prefetch=options.prefetch,
-                        preview_length=-1 if target.shape == "summary" else None, decode=page_rows)
-    yield from reader.pages()
-    result.add_read(reader.stats)
+    readers = [PageReader(client, target.source_kind, target.object_id, queries.all_of(where, target.filter) or None,
+                          version=result.watermark, shape=target.shape, page_size=options.page_size,
+                          prefetch=options.prefetch, preview_length=-1 if target.shape == "summary" else None,
+                          decode=page_rows) for where in wheres]
+    try:
+        yield from read_together(readers)
+    finally:
+        for reader in readers:
+            result.add_read(reader.stats)
 
 
 def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[str, Any]]],

@@ -136,8 +136,8 @@ def _options(config: ExportConfig, context: dg.AssetExecutionContext, mode: RunM
     full_refresh = config.full_refresh or _on(tags.get(FULL_REFRESH_TAG)) or bool(mode and mode.full_refresh)
     reconcile = _on(tags.get(RECONCILE_TAG)) or bool(mode and mode.reconcile)
     return ExportOptions(format=config.format, target_file_bytes=config.file_size_mb * 1024 * 1024,
-                         page_size=config.page_size, run_id=context.run.run_id, full_refresh=full_refresh,
-                         reconcile=reconcile)
+                         page_size=config.page_size, read_streams=config.read_streams, run_id=context.run.run_id,
+                         full_refresh=full_refresh, reconcile=reconcile)
 
 
 def _on(tag: str | None) -> bool:

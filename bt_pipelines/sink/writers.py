@@ -13,6 +13,7 @@ one row group in flight, so its files keep their order; its errors surface at it
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 import zlib
@@ -145,7 +146,12 @@ class _Background:
     """One thread for every writer in the process, at most `limit` row groups queued at once."""
 
     def __init__(self, limit: int = 2):
-        self.slots = threading.BoundedSemaphore(limit)
+        self.limit = limit
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh start: a forked child has this object, but not the parent's thread."""
+        self.slots = threading.BoundedSemaphore(self.limit)
         self.lock = threading.Lock()
         self.pool: ThreadPoolExecutor | None = None
 
@@ -164,6 +170,7 @@ class _Background:
 
 
 _BACKGROUND = _Background()
+os.register_at_fork(after_in_child=_BACKGROUND.reset)
 
 
 class PartitionWriter:

@@ -136,46 +136,24 @@ class PageReader:
 
     def pages(self) -> Iterator[list[Any]]:
         """Pages in order; fetching runs ahead on a thread, at most `prefetch` pages."""
-        started = time.perf_counter()
-        inbox: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
-        worker = threading.Thread(target=self._fetch_all, args=(inbox, stop), name="bt-page-reader", daemon=True)
-        worker.start()
-        held: list[Any] = []  # rows sharing the last key, until the next page repeats them
-        try:
-            while True:
-                kind, item = inbox.get()
-                if kind == "error":
-                    raise item
-                if kind == "end":
-                    if held:
-                        yield held
-                    return
-                rows = list(self.decode(item.body)) if item.body else []
-                self.stats.rows += len(rows)
-                if held and item.repeats == held[0]["_pagination_key"]:
-                    # This page starts with those rows again (keys ascend), in their snapshot versions.
-                    fresh = {row["id"]: int(row["_xact_id"]) for row in takewhile(_has_key(item.repeats), rows)}
-                    self.stats.stale_replaced += sum(int(r["_xact_id"]) < fresh.get(r["id"], 0) for r in held)
-                    held = []
-                rows, held = _hold_back_tail(held + rows)
-                if rows:
-                    yield rows
-        finally:
-            stop.set()  # the worker stops at its next hand-over; a request in flight is left to finish
-            deadline = time.monotonic() + 2.0
-            while worker.is_alive() and time.monotonic() < deadline:
-                try:
-                    inbox.get_nowait()
-                except queue.Empty:
-                    worker.join(0.05)
-            self.stats.seconds += time.perf_counter() - started
+        return read_together([self])
 
-    def _fetch_all(self, inbox: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:
+    def _take(self, page: RawPage, held: list[Any]) -> tuple[list[Any], list[Any]]:
+        """A fetched page's rows to hand on, and the rows to hold back until the next page."""
+        rows = list(self.decode(page.body)) if page.body else []
+        self.stats.rows += len(rows)
+        if held and page.repeats == held[0]["_pagination_key"]:
+            # This page starts with those rows again (keys ascend), in their snapshot versions.
+            fresh = {row["id"]: int(row["_xact_id"]) for row in takewhile(_has_key(page.repeats), rows)}
+            self.stats.stale_replaced += sum(int(r["_xact_id"]) < fresh.get(r["id"], 0) for r in held)
+            held = []
+        return _hold_back_tail(held + rows)
+
+    def _fetch_all(self, inbox: queue.Queue[tuple[int, str, Any]], stop: threading.Event, tag: int) -> None:
         def hand(kind: str, item: Any) -> bool:
             while not stop.is_set():
                 try:
-                    inbox.put((kind, item), timeout=0.1)
+                    inbox.put((tag, kind, item), timeout=0.1)
                     return True
                 except queue.Full:
                     continue
@@ -212,3 +190,43 @@ class PageReader:
                     return
         except BaseException as exc:  # handed to the reading thread, which raises it
             hand("error", exc)
+
+
+def read_together(readers: Sequence[PageReader]) -> Iterator[list[Any]]:
+    """The pages of several readers, each fetched on its own thread, handed on as they arrive.
+
+    Each reader's pages keep their order; pages are decoded here, in the consuming thread, so
+    memory stays one page per reader in flight plus the prefetched raw bodies. Several readers
+    over disjoint ranges overlap their round trips, which is what bounds a read of many pages.
+    """
+    started = time.perf_counter()
+    inbox: queue.Queue[tuple[int, str, Any]] = queue.Queue(maxsize=sum(r.prefetch for r in readers))
+    stop = threading.Event()
+    workers = [threading.Thread(target=r._fetch_all, args=(inbox, stop, n), name="bt-page-reader", daemon=True)
+               for n, r in enumerate(readers)]
+    for worker in workers:
+        worker.start()
+    held: list[list[Any]] = [[] for _ in readers]  # per reader: rows sharing its last key, until it repeats them
+    running = len(readers)
+    try:
+        while running:
+            tag, kind, item = inbox.get()
+            if kind == "error":
+                raise item
+            if kind == "end":
+                running -= 1
+                rows, held[tag] = held[tag], []
+            else:
+                rows, held[tag] = readers[tag]._take(item, held[tag])
+            if rows:
+                yield rows
+    finally:
+        stop.set()  # workers stop at their next hand-over; a request in flight is left to finish
+        deadline = time.monotonic() + 2.0
+        while (alive := [w for w in workers if w.is_alive()]) and time.monotonic() < deadline:
+            try:
+                inbox.get_nowait()
+            except queue.Empty:
+                alive[0].join(0.05)
+        for reader in readers:
+            reader.stats.seconds += time.perf_counter() - started

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from bt_pipelines.emulator import emulator
-from bt_pipelines.engine.sync import ExportOptions, ExportTarget, export_days
+from bt_pipelines.engine.sync import ExportOptions, ExportTarget, export_days, split_days
 from bt_pipelines.sink.layout import slugify
 from bt_pipelines.sink.manifest import read_manifest
 from bt_pipelines.sink.schema import PROJECT_LOGS
@@ -97,6 +98,51 @@ def test_one_ranged_run_and_one_run_per_day_give_the_same_lake(bt, lake_factory)
         export(bt, daily.storage, days=[day], target=target)
     for day in ALL_DAYS:
         assert lake_pairs(ranged.storage, target.day_path(day)) == lake_pairs(daily.storage, target.day_path(day))
+
+
+class CountingClient(BraintrustClient):
+    """Counts the queries in flight at once (instrumentation: every call still goes to the emulator)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lock, self.in_flight, self.most_in_flight = threading.Lock(), 0, 0
+
+    def btql(self, query, **kwargs):
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return super().btql(query, **kwargs)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_several_runs_of_days_are_read_at_once_and_give_the_same_lake(bt, lake_factory):
+    target = target_for(bt)
+    lakes, most_in_flight = {}, {}
+    bt.set_faults(latency_ms=100)  # every page waits: readers started together are then sure to overlap
+    try:
+        for streams in (1, 4):
+            lakes[streams] = lake_factory("local")
+            with CountingClient(bt.url, bt.api_key) as client:
+                export_days(client, lakes[streams].storage, target, ALL_DAYS, ExportOptions(read_streams=streams))
+            most_in_flight[streams] = client.most_in_flight
+    finally:
+        bt.clear_faults()
+    assert most_in_flight[1] == 1 and most_in_flight[4] >= 2
+    for day in ALL_DAYS:
+        assert lake_pairs(lakes[4].storage, target.day_path(day)) == lake_pairs(lakes[1].storage, target.day_path(day))
+    assert_lake_equals_source(bt, lakes[4].storage, target)
+
+
+def test_days_split_into_contiguous_runs_of_nearly_equal_length():
+    ten = [date(2026, 1, 1) + timedelta(days=i) for i in range(10)]
+    runs = split_days(ten, 3)
+    assert [len(r) for r in runs] == [4, 3, 3] and [d for r in runs for d in r] == ten
+    assert split_days(ten[:1], 4) == [ten[:1]]
+    with pytest.raises(ValueError, match="read_streams must be from 1 to 8, not 0"):
+        ExportOptions(read_streams=0)
 
 
 @pytest.mark.parametrize("faults", [
@@ -230,8 +276,8 @@ def test_leftovers_of_a_crashed_run_are_removed_by_the_next_commit(bt, local_lak
 def test_a_stale_version_at_a_page_boundary_never_hides_the_newer_one(bt, local_lake):
     target = target_for(bt)
     bt.set_faults(stale_tail_every=1)  # every page's last row comes back in its previous version
-    try:
-        result = export(bt, local_lake.storage, target=target, page_size=25)
+    try:  # one reader: its pages of 25 end on rows with older versions (two readers' pages happen not to)
+        result = export(bt, local_lake.storage, target=target, page_size=25, read_streams=1)
     finally:
         bt.clear_faults()
     assert result.stale_replaced > 0  # stale versions did end pages, and were replaced
