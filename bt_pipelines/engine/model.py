@@ -75,7 +75,7 @@ class ExportOptions:
     page_size: int = 1000
     prefetch: int = 2
     read_streams: int = 2  # readers at once over contiguous runs of days (sync.split_days)
-    buffer_budget_bytes: int = 32 * 1024 * 1024  # all open partitions' buffers together
+    buffer_budget_bytes: int = 16 * 1024 * 1024  # all open partitions' buffers together (row groups are cut at it)
     run_id: str | None = None
     progress_every_pages: int = 20
     full_refresh: bool = False  # re-read every unit whole, even one an incremental refresh could update

@@ -46,7 +46,7 @@ from ..source.traces import whole_trace_pages
 from ..timefmt import iso_ms
 from .incremental import Unit, can_refresh, refresh
 from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult, Progress
-from .reconcile import differing_units
+from .reconcile import differing_units, source_counts
 from .routing import closing, latest_per_id, page_rows, parts_by_day, utc_day
 
 __all__ = ["ExportOptions", "ExportResult", "ExportTarget", "PartitionResult", "contiguous_ranges", "export_days",
@@ -66,19 +66,24 @@ def contiguous_ranges(days: Sequence[date]) -> list[list[date]]:
     return ranges
 
 
-def split_days(days: Sequence[date], chunks: int) -> list[list[date]]:
-    """Consecutive days in at most `chunks` contiguous runs of nearly equal length, one reader each.
+def split_days(days: Sequence[date], chunks: int, rows: Sequence[int] | None = None) -> list[list[date]]:
+    """Consecutive days in at most `chunks` contiguous runs holding about as many rows each
+    (`rows`: per day; by default, days count the same). One reader reads each run.
 
     A day always comes from one reader, so its rows still arrive in key order; only pages of
     different days interleave, and each row goes to its day's writer anyway.
     """
-    count = max(1, min(chunks, len(days)))
-    size, extra = divmod(len(days), count)
-    runs, start = [], 0
-    for index in range(count):
-        end = start + size + (index < extra)
-        runs.append(list(days[start:end]))
-        start = end
+    weights = list(rows) if rows is not None else [1] * len(days)
+    if not sum(weights):
+        return [list(days)] if days else []
+    share = sum(weights) / chunks
+    runs: list[list[date]] = []
+    done = 0
+    for day, weight in zip(days, weights, strict=True):
+        if not runs or (runs[-1] and done + weight / 2 >= share * len(runs) and len(runs) < chunks):
+            runs.append([])
+        runs[-1].append(day)
+        done += weight
     return runs
 
 
@@ -239,8 +244,17 @@ def _day_pages(client: BraintrustClient, target: ExportTarget, days: list[date],
             return iter(())
         return whole_trace_pages(client, target.source_kind, target.object_id, target.filter or "true", days,
                                  version=result.watermark, grace=target.trace_grace, page_size=options.page_size)
-    chunks = split_days(days, options.read_streams)
+    chunks = _balanced_runs(client, target, days, result, options)
     return _pages(client, target, [queries.created_on_days(c[0], c[-1]) for c in chunks], result, options)
+
+
+def _balanced_runs(client: BraintrustClient, target: ExportTarget, days: list[date], result: ExportResult,
+                   options: ExportOptions) -> list[list[date]]:
+    """The days in runs of about equal rows, one per reader: one count query says how many each day has."""
+    if options.read_streams == 1 or len(days) == 1 or result.watermark is None:
+        return [days]
+    counts = source_counts(client, target, [d.isoformat() for d in days], result.watermark)
+    return split_days(days, options.read_streams, [counts.get(d.isoformat(), 0) for d in days])
 
 
 def _pages(client: BraintrustClient, target: ExportTarget, wheres: list[str | None], result: ExportResult,

@@ -2,12 +2,12 @@
 
 A writer keeps a small buffer, writes it as one Parquet row group (or a run of JSON lines),
 and starts a new file when the current one reaches the size target, handing each finished
-file to storage under a fresh uuid name. Memory stays at one buffer per open partition, plus
-at most two row groups being written.
+file to storage under a fresh uuid name. Memory stays at one buffer per open partition (the
+caller keeps their sum within a budget), plus the one row group being written.
 
 Row groups are written on a background thread: Arrow encodes and compresses without holding
-the GIL, so that work overlaps with the conversion of the next pages. Each writer has at most
-one row group in flight, so its files keep their order; its errors surface at its next call.
+the GIL, so that work overlaps with the conversion of the next pages. One row group is written
+at a time, so a writer's files keep their order; its errors surface at its next call.
 """
 
 from __future__ import annotations
@@ -143,9 +143,9 @@ _SINKS: dict[str, type[_Sink]] = {"parquet": _ParquetSink, "jsonl": _JsonlSink}
 
 
 class _Background:
-    """One thread for every writer in the process, at most `limit` row groups queued at once."""
+    """One thread for every writer in the process, at most `limit` row groups in its hands."""
 
-    def __init__(self, limit: int = 2):
+    def __init__(self, limit: int = 1):
         self.limit = limit
         self.reset()
 
