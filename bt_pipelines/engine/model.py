@@ -83,8 +83,9 @@ class ExportOptions:
     max_small_files: int = 8  # a folder with more small files than this has them merged into one
 
     def __post_init__(self) -> None:
-        if not 1 <= self.read_streams <= MAX_READ_STREAMS:
-            raise ValueError(f"read_streams must be from 1 to {MAX_READ_STREAMS}, not {self.read_streams}")
+        if type(self.read_streams) is not int or not 1 <= self.read_streams <= MAX_READ_STREAMS:
+            raise ValueError(f"read_streams must be a whole number from 1 to {MAX_READ_STREAMS}, "
+                             f"not {self.read_streams!r}")
 
 
 @dataclass

@@ -10,17 +10,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..sink.convert import to_batch
-from ..sink.records import UntypedPage, decode_records
+from ..sink.records import UndecodablePage, decode_records
 from ..sink.schema import TableSchema
 from ..source.reader import json_lines
 
 
 def page_rows(body: bytes) -> list[Any]:
-    """A page's JSON lines as typed records, or as dicts when a value does not fit its column's
-    type (the general conversion cleans those); both give the same Arrow batch."""
+    """A page's JSON lines as records; as dicts when msgspec cannot read them (orjson then says
+    why, or reads what msgspec could not)."""
     try:
         return decode_records(body)
-    except UntypedPage:
+    except UndecodablePage:
         return json_lines(body)
 
 

@@ -41,6 +41,7 @@ from ..sink.storage import LocalStorage, Storage
 from ..sink.writers import FileInfo, PartitionWriter, keep_within_budget
 from ..source import queries
 from ..source.client import BraintrustClient
+from ..source.errors import BraintrustError
 from ..source.reader import PageReader, read_together, read_watermark
 from ..source.traces import whole_trace_pages
 from ..timefmt import iso_ms
@@ -66,23 +67,28 @@ def contiguous_ranges(days: Sequence[date]) -> list[list[date]]:
     return ranges
 
 
-def split_days(days: Sequence[date], chunks: int, rows: Sequence[int] | None = None) -> list[list[date]]:
-    """Consecutive days in at most `chunks` contiguous runs holding about as many rows each
-    (`rows`: per day; by default, days count the same). One reader reads each run.
+def split_days(days: Sequence[date], streams: int, rows: Sequence[int] | None = None) -> list[list[date]]:
+    """Consecutive days in at most `streams` contiguous runs holding about as many rows each
+    (`rows`: per day; by default, days count the same), none of them without rows unless all are.
 
-    A day always comes from one reader, so its rows still arrive in key order; only pages of
-    different days interleave, and each row goes to its day's writer anyway.
+    One reader reads each run. A day always comes from one reader, so its rows still arrive in
+    key order; only pages of different days interleave, and each row goes to its day's writer.
     """
+    if streams < 1:
+        raise ValueError(f"streams must be at least 1, not {streams}")
     weights = list(rows) if rows is not None else [1] * len(days)
     if not sum(weights):
         return [list(days)] if days else []
-    share = sum(weights) / chunks
+    share = sum(weights) / streams
     runs: list[list[date]] = []
+    totals: list[int] = []
     done = 0
     for day, weight in zip(days, weights, strict=True):
-        if not runs or (runs[-1] and done + weight / 2 >= share * len(runs) and len(runs) < chunks):
+        if not runs or (weight and totals[-1] and done + weight / 2 >= share * len(runs) and len(runs) < streams):
             runs.append([])
+            totals.append(0)
         runs[-1].append(day)
+        totals[-1] += weight
         done += weight
     return runs
 
@@ -244,17 +250,24 @@ def _day_pages(client: BraintrustClient, target: ExportTarget, days: list[date],
             return iter(())
         return whole_trace_pages(client, target.source_kind, target.object_id, target.filter or "true", days,
                                  version=result.watermark, grace=target.trace_grace, page_size=options.page_size)
-    chunks = _balanced_runs(client, target, days, result, options)
-    return _pages(client, target, [queries.created_on_days(c[0], c[-1]) for c in chunks], result, options)
+    runs = _runs_of_days(client, target, days, result, options)
+    return _pages(client, target, [queries.created_on_days(r[0], r[-1]) for r in runs], result, options)
 
 
-def _balanced_runs(client: BraintrustClient, target: ExportTarget, days: list[date], result: ExportResult,
-                   options: ExportOptions) -> list[list[date]]:
-    """The days in runs of about equal rows, one per reader: one count query says how many each day has."""
+def _runs_of_days(client: BraintrustClient, target: ExportTarget, days: list[date], result: ExportResult,
+                  options: ExportOptions) -> list[list[date]]:
+    """The days in runs of about equal rows, one reader each: a stream for every two pages' worth
+    of rows, up to `read_streams`. One count query says how many rows each day has."""
     if options.read_streams == 1 or len(days) == 1 or result.watermark is None:
         return [days]
-    counts = source_counts(client, target, [d.isoformat() for d in days], result.watermark)
-    return split_days(days, options.read_streams, [counts.get(d.isoformat(), 0) for d in days])
+    try:
+        counts = source_counts(client, target, [d.isoformat() for d in days], result.watermark)
+    except BraintrustError as exc:  # only a balance is lost: equal runs of days
+        log.warning("%s: could not count rows per day (%s); reading equal runs of days", target.table, exc)
+        return split_days(days, options.read_streams)
+    rows = [counts.get(d.isoformat(), 0) for d in days]
+    streams = min(options.read_streams, max(1, sum(rows) // (2 * options.page_size)))
+    return split_days(days, streams, rows)
 
 
 def _pages(client: BraintrustClient, target: ExportTarget, wheres: list[str | None], result: ExportResult,

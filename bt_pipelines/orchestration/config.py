@@ -120,7 +120,8 @@ class ExportConfig(BaseModel):
     file_size_mb: int = Field(default=256, ge=1, le=4096, description="files roll at about this size")
     page_size: int = Field(default=1000, ge=25, le=1000, description="rows per API page (at most 1000)")
     read_streams: int = Field(default=ExportOptions.read_streams, ge=1, le=MAX_READ_STREAMS,
-                              description="a run of several days reads this many runs of days at once")
+                              description="readers at once for a run of several days, each over its own "
+                                          "contiguous stretch of them")
     max_partitions_per_run: int | None = Field(
         default=None, ge=1, description="split backfills into runs of this many days (default: one run per range)")
     experiments: bool = Field(default=True, description="export experiments (one partition each) and their catalog")

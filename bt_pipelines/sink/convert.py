@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .records import FIELDS, KINDS, NULL_TEXT, Record
+from .records import FIELDS, KINDS, NULL_TEXT, LooseRecord, Record, json_value
 from .schema import ARROW_TYPES, TableSchema
 
 
@@ -143,13 +143,31 @@ def _bool_array(values: Sequence[Any]) -> pa.Array:
         return pa.array([v if type(v) is bool else None for v in values], pa.bool_())
 
 
-def _array(kind: str, values: Sequence[Any]) -> pa.Array:
+def _parsed(values: Sequence[Any], kind: str, column: str) -> pa.Array:
+    """Timestamps (ISO-8601 text) and whole numbers (digits, or ints) parsed by Arrow; a value
+    that is neither fails the page with its column named: a row that cannot be placed is no row
+    to guess about."""
+    if kind == "timestamp":
+        texts = values
+    else:  # _xact_id comes as digit strings
+        texts = [v if v is None or type(v) is str or type(v) is bool else str(v) for v in values]
+    try:
+        return pa.array(texts, pa.string()).cast(ARROW_TYPES[kind])
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        what = "an ISO-8601 timestamp" if kind == "timestamp" else "a whole number"
+        for value in values:
+            try:
+                pa.array([value if kind == "timestamp" else str(value)], pa.string()).cast(ARROW_TYPES[kind])
+            except (pa.ArrowTypeError, pa.ArrowInvalid):
+                raise ValueError(f"Braintrust sent {column or kind}={value!r}, which is not {what}") from None
+        raise
+
+
+def _array(kind: str, values: Sequence[Any], column: str = "") -> pa.Array:
     if kind == "json":
         return _json_texts(values)
-    if kind == "timestamp":
-        return pa.array(values, pa.string()).cast(ARROW_TYPES["timestamp"])
-    if kind in ("xact", "int"):  # _xact_id comes as digit strings; Arrow parses them
-        return pa.array(_strings([None if v is None else str(v) for v in values]), pa.string()).cast(pa.int64())
+    if kind in ("timestamp", "xact", "int"):
+        return _parsed(values, kind, column)
     if kind == "string":
         return _string_array(values)
     if kind == "string_list":
@@ -174,21 +192,22 @@ def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[Any, ...]] | Non
 
 def to_batch(schema: TableSchema, rows: Sequence[Any]) -> pa.RecordBatch:
     """Rows as Braintrust returns them (records or dicts) -> one Arrow batch of the table's schema."""
-    if rows and all(type(row) is Record for row in rows):
-        return _record_batch(schema, rows)
+    kinds = set(map(type, rows))
+    if kinds <= {Record, LooseRecord} and rows:
+        return _record_batch(schema, rows, typed=kinds == {Record})
     return _dict_batch(schema, [row if type(row) is dict else _as_dict(row) for row in rows])
 
 
 def _as_dict(record: Any) -> dict[str, Any]:
-    """A record as the dict it was decoded from (a page of records joined to one of dicts)."""
-    row = {}
-    for name, value in zip(FIELDS, msgspec.structs.astuple(record), strict=True):
-        row[name] = msgspec.json.decode(value) if KINDS[name] == "json" else value
-    return row
+    """A record as a dict (a page decoded as records joined to one msgspec could not decode)."""
+    return {name: json_value(value) if KINDS[name] == "json" else value
+            for name, value in zip(FIELDS, msgspec.structs.astuple(record), strict=True)}
 
 
-def _record_batch(schema: TableSchema, records: Sequence[Any]) -> pa.RecordBatch:
-    """Records' values are typed already: their columns go to Arrow without the dict path's checks."""
+def _record_batch(schema: TableSchema, records: Sequence[Any], *, typed: bool) -> pa.RecordBatch:
+    """Free-form columns are the API's JSON text as it came. `typed`: every record is a `Record`,
+    whose values are checked already (JSON has no NaN: its maps hold finite floats), so they go
+    straight to Arrow; otherwise they are cleaned as dict rows' values are."""
     columns = dict(zip(FIELDS, zip(*map(msgspec.structs.astuple, records), strict=True), strict=True))
     decoded: dict[str, list[Any]] = {}  # free-form values a nested column reads, decoded once
     arrays = []
@@ -196,29 +215,28 @@ def _record_batch(schema: TableSchema, records: Sequence[Any]) -> pa.RecordBatch
         key, kind = column.path[0], column.kind
         if len(column.path) > 1:
             if key not in decoded:
-                decoded[key] = [msgspec.json.decode(v) for v in columns[key]]
-            arrays.append(_array(kind, [_get(v, column.path[1:]) for v in decoded[key]]))
+                decoded[key] = [json_value(v) for v in columns[key]]
+            arrays.append(_array(kind, [_get(v, column.path[1:]) for v in decoded[key]], column.name))
         elif kind == "json":
-            arrays.append(_raw_texts(columns[key]))
-        elif kind in ("string", "string_list", "bool", "number_map"):  # JSON has no NaN: maps hold finite floats
+            arrays.append(_raw_texts(columns[key], column.name))
+        elif typed and kind in ("string", "string_list", "bool", "number_map"):
             arrays.append(pa.array(columns[key], ARROW_TYPES[kind]))
         else:
-            arrays.append(_array(kind, columns[key]))
+            arrays.append(_array(kind, columns[key], column.name))
     return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)
 
 
-def _raw_texts(values: Sequence[msgspec.Raw]) -> pa.Array:
+def _raw_texts(values: Sequence[msgspec.Raw], column: str) -> pa.Array:
     """The API's JSON texts as they came, in one join: no Python string per value. The text
     `null` is a null."""
     count = len(values)
     offsets = np.zeros(count + 1, np.int64)
     np.cumsum(np.fromiter(map(len, values), np.int64, count), out=offsets[1:])
-    kind = pa.string() if offsets[-1] < 2**31 else pa.large_string()
-    buffers = [pa.py_buffer(offsets.astype(np.int32) if kind == pa.string() else offsets),
-               pa.py_buffer(b"".join(values))]
-    present = pc.not_equal(pa.Array.from_buffers(kind, count, [None, *buffers]), NULL_TEXT)
-    texts = pa.Array.from_buffers(kind, count, [present.buffers()[1], *buffers])
-    return texts if kind == pa.string() else texts.cast(pa.string())
+    if offsets[-1] >= 2**31:
+        raise ValueError(f"one page's {column!r} values hold over 2 GB of JSON; lower page_size")
+    buffers = [pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(values))]
+    present = pc.not_equal(pa.Array.from_buffers(pa.string(), count, [None, *buffers]), NULL_TEXT)
+    return pa.Array.from_buffers(pa.string(), count, [present.buffers()[1], *buffers])
 
 
 def _dict_batch(schema: TableSchema, rows: Sequence[dict[str, Any]]) -> pa.RecordBatch:
@@ -234,7 +252,7 @@ def _dict_batch(schema: TableSchema, rows: Sequence[dict[str, Any]]) -> pa.Recor
                 values = columns[key] if key in columns else [None] * len(rows)
         else:
             values = [_get(row, path) for row in rows]
-        arrays.append(_array(column.kind, values))
+        arrays.append(_array(column.kind, values, column.name))
     return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)
 
 
@@ -244,5 +262,5 @@ def from_lake_rows(schema: TableSchema, rows: Sequence[dict[str, Any]]) -> pa.Re
     for column in schema.columns:
         values = [row.get(column.name) for row in rows]
         kind = "string" if column.kind == "json" else column.kind
-        arrays.append(_array(kind, values))
+        arrays.append(_array(kind, values, column.name))
     return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)

@@ -194,6 +194,8 @@ class PartitionWriter:
         self.pending: Future[None] | None = None  # the row group being written
 
     def add(self, batch: pa.RecordBatch) -> None:
+        if self.pending is not None and self.pending.done():
+            self.wait()  # a failed write stops the export now, not after the whole read
         if batch.num_rows == 0:
             return
         self.buffer.append(batch)
@@ -259,8 +261,13 @@ class PartitionWriter:
         next commit deletes them anyway, so the original error is what the caller sees.
         """
         self.buffer = []
-        with suppress(Exception):  # its error was reported, or the caller's error is the one to see
+        interrupted: BaseException | None = None
+        try:
             self.wait()
+        except Exception:  # its error was reported, or the caller's error is the one to see
+            pass
+        except BaseException as exc:  # a second Ctrl-C while waiting: clean up all the same, then stop
+            interrupted = exc
         if self.sink is not None:
             with suppress(Exception):  # the file goes either way
                 self.sink.close()
@@ -270,6 +277,8 @@ class PartitionWriter:
             self.storage.delete([f.key for f in self.files])
         except Exception:
             log.warning("could not remove uncommitted files of %s", self.partition.folder, exc_info=True)
+        if interrupted is not None:
+            raise interrupted
 
 
 def keep_within_budget(writers: Iterable[PartitionWriter], budget: int) -> None:

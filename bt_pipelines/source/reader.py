@@ -40,7 +40,6 @@ class ReadStats:
     pages: int = 0
     rows: int = 0
     heavy_pages: int = 0
-    seconds: float = 0.0
     stale_replaced: int = 0  # held rows a repeated page brought back in a newer version
     limits: list[int] = field(default_factory=list)
 
@@ -199,7 +198,6 @@ def read_together(readers: Sequence[PageReader]) -> Iterator[list[Any]]:
     memory stays one page per reader in flight plus the prefetched raw bodies. Several readers
     over disjoint ranges overlap their round trips, which is what bounds a read of many pages.
     """
-    started = time.perf_counter()
     inbox: queue.Queue[tuple[int, str, Any]] = queue.Queue(maxsize=sum(r.prefetch for r in readers))
     stop = threading.Event()
     workers = [threading.Thread(target=r._fetch_all, args=(inbox, stop, n), name="bt-page-reader", daemon=True)
@@ -228,5 +226,3 @@ def read_together(readers: Sequence[PageReader]) -> Iterator[list[Any]]:
                 inbox.get_nowait()
             except queue.Empty:
                 alive[0].join(0.05)
-        for reader in readers:
-            reader.stats.seconds += time.perf_counter() - started

@@ -7,6 +7,8 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bt_pipelines.emulator import emulator
 from bt_pipelines.engine.sync import ExportOptions, ExportTarget, export_days, split_days
@@ -16,7 +18,7 @@ from bt_pipelines.sink.schema import PROJECT_LOGS
 from bt_pipelines.sink.storage import StorageError, open_storage
 from bt_pipelines.source.catalog import resolve_projects
 from bt_pipelines.source.client import BraintrustClient, RetryPolicy
-from bt_pipelines.source.errors import AuthError, NotFoundError
+from bt_pipelines.source.errors import AuthError, NotFoundError, QueryRejected
 from bt_pipelines.source.reader import PageReader
 
 from ..lakeview import assert_folder_is_manifest, lake_pairs, source_pairs
@@ -125,27 +127,65 @@ def test_several_runs_of_days_are_read_at_once_and_give_the_same_lake(bt, lake_f
     try:
         for streams in (1, 4):
             lakes[streams] = lake_factory("local")
-            with CountingClient(bt.url, bt.api_key) as client:
-                export_days(client, lakes[streams].storage, target, ALL_DAYS, ExportOptions(read_streams=streams))
+            with CountingClient(bt.url, bt.api_key) as client:  # pages of 25: every day holds several
+                export_days(client, lakes[streams].storage, target, ALL_DAYS,
+                            ExportOptions(read_streams=streams, page_size=25))
             most_in_flight[streams] = client.most_in_flight
     finally:
         bt.clear_faults()
-    assert most_in_flight[1] == 1 and most_in_flight[4] >= 2
+    assert most_in_flight[1] == 1 and 2 <= most_in_flight[4] <= 4
     for day in ALL_DAYS:
         assert lake_pairs(lakes[4].storage, target.day_path(day)) == lake_pairs(lakes[1].storage, target.day_path(day))
     assert_lake_equals_source(bt, lakes[4].storage, target)
 
 
-def test_days_split_into_contiguous_runs_of_nearly_equal_length():
+def test_a_run_with_fewer_rows_than_two_pages_is_one_stream(bt, local_lake):
+    bt.set_faults(latency_ms=50)  # several streams would surely overlap
+    try:
+        with CountingClient(bt.url, bt.api_key) as client:  # a few hundred rows over 4 days, pages of 1000
+            export_days(client, local_lake.storage, target_for(bt), ALL_DAYS, ExportOptions(read_streams=4))
+    finally:
+        bt.clear_faults()
+    assert client.most_in_flight == 1
+
+
+class CountlessClient(BraintrustClient):
+    """The per-day count query fails (the rest goes to the emulator as usual)."""
+
+    def btql(self, query, **kwargs):
+        if query.startswith("dimensions: day(created)"):
+            raise QueryRejected("the count timed out", query, 504)
+        return super().btql(query, **kwargs)
+
+
+def test_a_failed_count_only_costs_the_balance(bt, local_lake):
+    target = target_for(bt)
+    with CountlessClient(bt.url, bt.api_key) as client:
+        export_days(client, local_lake.storage, target, ALL_DAYS, ExportOptions(read_streams=2, page_size=25))
+    assert_lake_equals_source(bt, local_lake.storage, target)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.integers(0, 1000) | st.just(0), min_size=1, max_size=40), streams=st.integers(1, 8))
+def test_days_split_into_contiguous_runs_of_about_equal_rows(rows, streams):
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(len(rows))]
+    runs = split_days(days, streams, rows)
+    assert [d for run in runs for d in run] == days and 1 <= len(runs) <= streams and all(runs)
+    totals = [sum(rows[days.index(d)] for d in run) for run in runs]
+    if sum(rows):
+        assert all(totals)  # no reader without rows
+        assert max(totals) <= sum(rows) / streams + max(rows)
+    else:
+        assert runs == [days]
+
+
+def test_days_split_evenly_by_default_and_bad_stream_counts_are_refused():
     ten = [date(2026, 1, 1) + timedelta(days=i) for i in range(10)]
-    runs = split_days(ten, 3)
-    assert sorted(len(r) for r in runs) == [3, 3, 4] and [d for r in runs for d in r] == ten
+    assert sorted(len(r) for r in split_days(ten, 3)) == [3, 3, 4]
     assert split_days(ten[:1], 4) == [ten[:1]]
-    skewed = split_days(ten, 2, [0, 0, 0, 10, 10, 10, 10, 10, 10, 80])
-    assert [len(r) for r in skewed] == [9, 1]  # about as many rows in each run: 60 and 80
-    assert split_days(ten, 2, [0] * 10) == [ten]  # nothing to read: one reader is enough
-    with pytest.raises(ValueError, match="read_streams must be from 1 to 8, not 0"):
-        ExportOptions(read_streams=0)
+    for bad in (0, 9, True, 2.5, "2"):
+        with pytest.raises(ValueError, match="read_streams must be a whole number from 1 to 8"):
+            ExportOptions(read_streams=bad)
 
 
 @pytest.mark.parametrize("faults", [

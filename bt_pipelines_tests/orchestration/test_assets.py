@@ -103,6 +103,7 @@ def test_max_partitions_per_run_chunks_backfills(env):
     ({"projects": [{"name": "a", "start_date": "2026-01-01", "slug": "Bad/Slug"}]}, "must be lower-case"),
     ({"format": "csv"}, "'parquet' or 'jsonl'"),
     ({"page_size": 5000}, "less than or equal to 1000"),
+    ({"read_streams": 9}, "less than or equal to 8"),
     ({"api_key": "sk-literal"}, "Extra inputs are not permitted"),
 ])
 def test_config_mistakes_are_named(change, message):

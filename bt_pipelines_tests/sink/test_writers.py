@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from concurrent import futures
 
 import pyarrow as pa
 import pytest
@@ -51,17 +52,30 @@ def test_a_forked_child_writes_with_its_own_background_thread(tmp_path):
     assert list((tmp_path / "t" / "part=child").glob("*.parquet"))
 
 
-def test_a_failed_background_write_surfaces_at_close_and_discard_leaves_nothing(tmp_path, monkeypatch):
+def _refusing_writer(tmp_path, monkeypatch) -> PartitionWriter:
     storage = open_storage(str(tmp_path))
-    writer = PartitionWriter(storage, PartitionPath("t", (("part", "x"),)), PROJECT_LOGS, "parquet",
-                             storage.spool_dir(), row_group_rows=10, target_file_bytes=1)  # a file per row group
 
     def refuse(*args, **kwargs):
         raise StorageError("the bucket said no")
 
     monkeypatch.setattr(storage, "put_file", refuse)
-    writer.add(_rows("x", 10))  # flushed at once: written (and refused) on the background thread
+    writer = PartitionWriter(storage, PartitionPath("t", (("part", "x"),)), PROJECT_LOGS, "parquet",
+                             storage.spool_dir(), row_group_rows=10, target_file_bytes=1)  # a file per row group
+    writer.add(_rows("x", 10))  # flushed at once: written, and refused, on the background thread
+    return writer
+
+
+def test_a_failed_background_write_surfaces_at_close_and_discard_leaves_nothing(tmp_path, monkeypatch):
+    writer = _refusing_writer(tmp_path, monkeypatch)
     with pytest.raises(StorageError, match="the bucket said no"):
         writer.close()
     writer.discard()
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_a_failed_background_write_stops_the_next_add(tmp_path, monkeypatch):
+    writer = _refusing_writer(tmp_path, monkeypatch)
+    futures.wait([writer.pending])
+    with pytest.raises(StorageError, match="the bucket said no"):
+        writer.add(_rows("y", 1))  # one row: no flush of its own, yet the failure is not left for later
+    writer.discard()
