@@ -286,7 +286,7 @@ def _pages(client: BraintrustClient, target: ExportTarget, wheres: list[str | No
             result.add_read(reader.stats)
 
 
-def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[dict[str, Any]]],
+def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[Any]],
             units: dict[str, PartitionPath], found: dict[str, Manifest | None], unit_of_day: Callable[[str], str],
             options: ExportOptions, result: ExportResult, on_progress: Progress | None,
             client: BraintrustClient) -> list[PartitionResult]:

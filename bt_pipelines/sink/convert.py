@@ -1,8 +1,8 @@
 """Braintrust rows -> Arrow batches of a table's schema.
 
-Two kinds of rows come in: `Record`s (`records.py`), decoded from the API's JSON lines with
-their nested values still JSON text, and plain dicts (trace summaries built here, rows read
-back from the lake, and any page the typed decoding refused). Both end as the same batch.
+Rows come as records (`records.py`: decoded from the API's JSON lines, free-form values still
+the API's JSON text) or as plain dicts (rows built from whole traces, rows read back from the
+lake, a page msgspec could not decode). Typed columns are cleaned the same way for both.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def _parsed(values: Sequence[Any], kind: str, column: str) -> pa.Array:
         return pa.array(texts, pa.string()).cast(ARROW_TYPES[kind])
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         what = "an ISO-8601 timestamp" if kind == "timestamp" else "a whole number"
-        for value in values:
+        for value in (v for v in values if v is not None):
             try:
                 pa.array([value if kind == "timestamp" else str(value)], pa.string()).cast(ARROW_TYPES[kind])
             except (pa.ArrowTypeError, pa.ArrowInvalid):

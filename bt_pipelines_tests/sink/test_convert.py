@@ -127,10 +127,11 @@ def test_a_free_form_number_beyond_a_double_is_kept_as_written():
 @pytest.mark.parametrize("bad", [{"created": 0}, {"created": "yesterday"}, {"_xact_id": "abc"}],
                          ids=["number", "not a date", "xact not digits"])
 def test_a_row_that_cannot_be_placed_fails_its_page_naming_the_value(bad):
-    row = {"id": "a", "created": "2026-01-01T00:00:00.000Z", "_xact_id": "1"} | bad
+    placed = {"id": "a", "created": "2026-01-01T00:00:00.000Z", "_xact_id": "1"}
+    unplaced = {"id": "a", "created": None, "_xact_id": None}  # nulls come first: they are not what is wrong
     [(column, value)] = bad.items()
     with pytest.raises(ValueError, match=f"Braintrust sent {column}={value!r}, which is not"):
-        to_batch(PROJECT_LOGS, page_rows(_body([row])))
+        to_batch(PROJECT_LOGS, page_rows(_body([unplaced, placed | bad])))
 
 
 @pytest.mark.parametrize("line", [b'{"id":"a","input":"\xff\xfe"}', b'{"id":"a","input":"\\ud800"}',
