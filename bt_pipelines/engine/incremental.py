@@ -225,7 +225,9 @@ def _rewrite(storage: Storage, target: ExportTarget, unit: Unit, result: ExportR
             changed += len(drop)
             result.files_rewritten += 1
     for day, part in _by_day(maybe):  # in some file's key range but in no file: new rows after all
-        _fresh_writer(storage, target, unit, day, options, spool).add(part)
+        writer = _fresh_writer(storage, target, unit, day, options, spool)
+        for batch in part.to_batches():
+            writer.add(batch)
     for writer in unit.fresh.values():
         new = writer.close()
         changed += sum(f.rows for f in new)
