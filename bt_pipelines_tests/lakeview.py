@@ -5,14 +5,16 @@ from __future__ import annotations
 import gzip
 import io
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 
 from bt_pipelines.emulator import RunningEmulator
 from bt_pipelines.sink.layout import PartitionPath
-from bt_pipelines.sink.manifest import read_manifest
+from bt_pipelines.sink.manifest import Manifest, read_manifest
 from bt_pipelines.sink.storage import Storage
 
 
@@ -81,3 +83,11 @@ def object_pairs(bt: RunningEmulator, kind: str, object_id: str, version: str | 
 def folder_pairs(storage: Storage, folder: str) -> Counter:
     """(id, _xact_id) of every row in every data file under a folder (all date sub-folders)."""
     return Counter((r["id"], str(r["_xact_id"])) for key in storage.list(folder) for r in read_rows(storage, key))
+
+
+def edit_manifest(storage: Storage, path, edit: Callable[[Manifest], Any]) -> Any:
+    """Change a committed manifest in place, as a bug or another tool could have; returns what `edit` did."""
+    manifest = read_manifest(storage, path)
+    done = edit(manifest)
+    storage.put_bytes(path.manifest_key, manifest.to_json())
+    return done

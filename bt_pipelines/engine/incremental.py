@@ -22,7 +22,6 @@ as Arrow until the end of the read.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,7 +42,7 @@ from ..source.client import BraintrustClient
 from ..source.reader import PageReader
 from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult, Progress
 from .reconcile import differing_units
-from .routing import closing, latest_per_id, page_rows, parts_by_day, utc_day
+from .routing import closing, new_writer, page_rows, routed_pages, utc_day
 
 _DATE_FOLDER = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 
@@ -102,9 +101,7 @@ def refresh(client: BraintrustClient, storage: Storage, target: ExportTarget, un
         for unit in units.values():
             files, rows_changed = _rewrite(storage, target, unit, result, options, spool)
             files = _compact(storage, target, unit, files, result, options, spool)
-            refreshed[unit.name] = (Manifest(table=target.table, partition=dict(unit.path.keys), format=options.format,
-                                             watermark=result.watermark, files=files, source=target.source(),
-                                             query=target.describe_query(), run_id=options.run_id), rows_changed)
+            refreshed[unit.name] = (target.manifest(unit.path, files, result.watermark, options), rows_changed)
         differing = differing_units(client, target, {name: m for name, (m, _) in refreshed.items()})
         committed = []
         for unit in units.values():
@@ -133,16 +130,11 @@ def _read_changes(client: BraintrustClient, storage: Storage, target: ExportTarg
     condition = queries.all_of(where, target.filter, queries.changed_since(since))
     reader = PageReader(client, target.source_kind, target.object_id, condition, version=result.watermark,
                         page_size=options.page_size, prefetch=options.prefetch, decode=page_rows)
-    allowed = None if "object" in units else set(units)
     ids: set[str] = set()
-    started = time.perf_counter()
-    for number, page in enumerate(closing(reader.pages()), 1):
-        rows, dropped = latest_per_id(page)
-        result.rows_read += len(page)
-        result.duplicates_dropped += dropped
+    for rows, parts in routed_pages(reader.pages(), target.schema, units, result, options, on_progress, client):
         if target.filter:
             ids.update(row["id"] for row in rows)
-        for day, part in parts_by_day(target.schema, rows, allowed):
+        for day, part in parts:
             unit = units[unit_of_day(day)]
             maybe = unit.in_some_file(part.column("_pagination_key"))
             if pc.any(maybe).as_py():
@@ -150,9 +142,6 @@ def _read_changes(client: BraintrustClient, storage: Storage, target: ExportTarg
                 part = part.filter(pc.invert(maybe))
             _fresh_writer(storage, target, unit, day, options, spool).add(part)
         keep_within_budget((w for unit in units.values() for w in unit.fresh.values()), options.buffer_budget_bytes)
-        if on_progress and number % options.progress_every_pages == 0:
-            day = utc_day(rows[-1]["created"]) if rows else None
-            on_progress(result.progress(number, started, client.stats.retries, day))
     result.add_read(reader.stats)
     return ids
 
@@ -190,8 +179,7 @@ def _fresh_writer(storage: Storage, target: ExportTarget, unit: Unit, day: str, 
 
 def _writer(storage: Storage, target: ExportTarget, unit: Unit, day: date, options: ExportOptions,
             spool: Path) -> PartitionWriter:
-    writer = PartitionWriter(storage, target.day_path(day), target.schema, options.format, spool,
-                             target_file_bytes=options.target_file_bytes, row_group_rows=options.row_group_rows)
+    writer = new_writer(storage, target.day_path(day), target.schema, options, spool)
     unit.writers.append(writer)
     return writer
 

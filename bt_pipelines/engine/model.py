@@ -14,6 +14,7 @@ from ..sink.schema import TableSchema
 from ..source import queries
 
 if TYPE_CHECKING:
+    from ..sink.writers import FileInfo
     from ..source.reader import ReadStats
 
 Progress = Callable[[dict[str, Any]], None]  # called every few pages with pages, rows, rows/s, retries, day
@@ -43,6 +44,12 @@ class ExportTarget:
     def source(self) -> dict[str, Any]:
         return {"kind": self.source_kind, "id": self.object_id, "name": self.object_name, "shape": self.shape,
                 "filter": self.filter, "whole_traces": self.whole_traces}
+
+    def manifest(self, path: PartitionPath, files: list[FileInfo], watermark: str | None,
+                 options: ExportOptions) -> Manifest:
+        """What a read of this target at `watermark` commits for `path`."""
+        return Manifest(table=self.table, partition=dict(path.keys), format=options.format, watermark=watermark,
+                        files=files, source=self.source(), query=self.describe_query(), run_id=options.run_id)
 
     def describe_query(self) -> str:
         """What the manifest records as the query: the source, shape and filter (never a secret)."""

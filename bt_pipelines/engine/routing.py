@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..sink.convert import to_batch
+from ..sink.layout import PartitionPath
 from ..sink.records import UndecodablePage, decode_records
 from ..sink.schema import TableSchema
+from ..sink.storage import Storage
+from ..sink.writers import PartitionWriter
+from ..source.client import BraintrustClient
 from ..source.reader import json_lines
+from .model import ExportOptions, ExportResult, Progress
 
 
 def page_rows(body: bytes) -> list[Any]:
@@ -24,6 +31,29 @@ def page_rows(body: bytes) -> list[Any]:
         return json_lines(body)
 
 
+def routed_pages(pages: Iterable[list[Any]], schema: TableSchema, units: Iterable[str], result: ExportResult,
+                 options: ExportOptions, on_progress: Progress | None, client: BraintrustClient,
+                 ) -> Iterator[tuple[list[Any], list[tuple[str, pa.RecordBatch]]]]:
+    """Each page's rows (the newest per id) and its Arrow parts per UTC day, counted in `result`;
+    progress is reported every few pages. Days outside `units` are refused (an "object" unit takes any)."""
+    allowed = None if "object" in units else set(units)
+    started = time.perf_counter()
+    for number, page in enumerate(closing(pages), 1):
+        rows, dropped = latest_per_id(page)
+        result.rows_read += len(page)
+        result.duplicates_dropped += dropped
+        yield rows, list(parts_by_day(schema, rows, allowed))
+        if on_progress and number % options.progress_every_pages == 0:
+            day = utc_day(rows[-1]["created"]) if rows else None
+            on_progress(result.progress(number, started, client.stats.retries, day))
+
+
+def new_writer(storage: Storage, path: PartitionPath, schema: TableSchema, options: ExportOptions,
+               spool: Path) -> PartitionWriter:
+    return PartitionWriter(storage, path, schema, options.format, spool, target_file_bytes=options.target_file_bytes,
+                           row_group_rows=options.row_group_rows)
+
+
 def latest_per_id(page: list[Any]) -> tuple[list[Any], int]:
     """One row per id within a page, the one with the highest `_xact_id`."""
     if len({row["id"] for row in page}) == len(page):  # the usual page: nothing to choose
@@ -33,8 +63,6 @@ def latest_per_id(page: list[Any]) -> tuple[list[Any], int]:
         kept = latest.get(row["id"])
         if kept is None or int(row["_xact_id"]) > int(kept["_xact_id"]):
             latest[row["id"]] = row
-    if len(latest) == len(page):
-        return page, 0
     return list(latest.values()), len(page) - len(latest)
 
 

@@ -48,7 +48,7 @@ from ..timefmt import iso_ms
 from .incremental import Unit, can_refresh, refresh
 from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult, Progress
 from .reconcile import differing_units, source_counts
-from .routing import closing, latest_per_id, page_rows, parts_by_day, utc_day
+from .routing import new_writer, page_rows, routed_pages
 
 __all__ = ["ExportOptions", "ExportResult", "ExportTarget", "PartitionResult", "contiguous_ranges", "export_days",
            "export_object", "remove_object", "write_snapshot"]
@@ -147,19 +147,17 @@ def write_snapshot(storage: Storage, path: PartitionPath, schema: TableSchema, r
                    source: dict[str, Any], options: ExportOptions | None = None) -> PartitionResult:
     """Replace a small table (a catalog) with `rows`, through the same writer and commit."""
     options = options or ExportOptions()
-    spool = storage.spool_dir()
-    writer = PartitionWriter(storage, path, schema, options.format, spool, target_file_bytes=options.target_file_bytes)
-    try:
-        writer.add(to_batch(schema, rows))
-        files = writer.close()
-        manifest = Manifest(table=schema.table, partition=dict(path.keys), format=options.format, watermark=None,
-                            files=files, source=source, query="", run_id=options.run_id)
-        return PartitionResult(None, path, manifest, storage.uri(path.folder), commit(storage, path, manifest))
-    except BaseException:
-        writer.discard()
-        raise
-    finally:
-        shutil.rmtree(spool, ignore_errors=True)
+    with storage.spool() as spool:
+        writer = new_writer(storage, path, schema, options, spool)
+        try:
+            writer.add(to_batch(schema, rows))
+            files = writer.close()
+            manifest = Manifest(table=schema.table, partition=dict(path.keys), format=options.format,
+                                watermark=None, files=files, source=source, query="", run_id=options.run_id)
+            return PartitionResult(None, path, manifest, storage.uri(path.folder), commit(storage, path, manifest))
+        except BaseException:
+            writer.discard()
+            raise
 
 
 # -- the shared machinery -------------------------------------------------------------------------
@@ -214,12 +212,9 @@ def _refresh(client: BraintrustClient, storage: Storage, target: ExportTarget, b
                               if u not in differing]
     else:
         units = {u: Unit(u, paths[u], m) for u, m in bases.items()}
-        spool = storage.spool_dir()
-        try:
+        with storage.spool() as spool:
             committed, differing = refresh(client, storage, target, units, unit_of_day, where, since, result,
                                            options, spool, on_progress)
-        finally:
-            shutil.rmtree(spool, ignore_errors=True)
         result.partitions += committed
     for unit in differing:
         log.info("%s differs from the source at version %s: reading it whole", paths[unit].folder, result.watermark)
@@ -292,50 +287,45 @@ def _stream(storage: Storage, target: ExportTarget, pages: Iterable[list[Any]],
             client: BraintrustClient) -> list[PartitionResult]:
     """Route every row to its day's writer, store each unit's files, then commit each unit (each commit
     checks the unit's manifest is still `found[unit]`, the one the run started from)."""
-    spool = storage.spool_dir()
-    writers: dict[str, PartitionWriter] = {}  # by day
-    allowed = None if set(units) == {"object"} else set(units)
-    started = time.perf_counter()
-    try:
-        for number, page in enumerate(closing(pages), 1):
-            rows, dropped = latest_per_id(page)
-            result.duplicates_dropped += dropped
-            result.rows_read += len(page)
-            for day, part in parts_by_day(target.schema, rows, allowed):
-                writer = writers.get(day)
-                if writer is None:
-                    writer = writers[day] = PartitionWriter(
-                        storage, target.day_path(date.fromisoformat(day)), target.schema, options.format, spool,
-                        target_file_bytes=options.target_file_bytes, row_group_rows=options.row_group_rows)
-                writer.add(part)
-            keep_within_budget(writers.values(), options.buffer_budget_bytes)
-            if on_progress and number % options.progress_every_pages == 0:
-                day = utc_day(rows[-1]["created"]) if rows else None
-                on_progress(result.progress(number, started, client.stats.retries, day))
-        # Store every unit's files first, then commit: a storage failure leaves no unit half-done.
-        files: dict[str, list[FileInfo]] = {unit: [] for unit in units}
-        for day, writer in writers.items():
-            files[unit_of_day(day)] += writer.close()
-        partitions = []
-        for unit, path in units.items():
-            manifest = Manifest(table=target.table, partition=dict(path.keys), format=options.format,
-                                watermark=result.watermark, files=files[unit], source=target.source(),
-                                query=target.describe_query(), run_id=options.run_id)
-            def forget(unit: str = unit) -> None:  # committed: these files are the lake's now
-                for day in [d for d in writers if unit_of_day(d) == unit]:
-                    del writers[day]
+    with storage.spool() as spool:
+        writers: dict[str, PartitionWriter] = {}  # by day
+        try:
+            for _, parts in routed_pages(pages, target.schema, units, result, options, on_progress, client):
+                for day, part in parts:
+                    if day not in writers:
+                        writers[day] = new_writer(storage, target.day_path(date.fromisoformat(day)), target.schema,
+                                                  options, spool)
+                    writers[day].add(part)
+                keep_within_budget(writers.values(), options.buffer_budget_bytes)
+            return _commit_all(storage, target, units, found, unit_of_day, writers, options, result)
+        except BaseException:
+            for writer in writers.values():
+                writer.discard()
+            raise
 
-            removed = commit(storage, path, manifest, based_on=found[unit], on_written=forget)
-            day = date.fromisoformat(unit) if unit != "object" else None
-            partitions.append(PartitionResult(day, path, manifest, storage.uri(path.folder), removed, "full",
-                                              manifest.rows))
-        return partitions
-    except BaseException:
-        for writer in writers.values():
-            writer.discard()
-        raise
-    finally:
-        shutil.rmtree(spool, ignore_errors=True)
+
+def _commit_all(storage: Storage, target: ExportTarget, units: dict[str, PartitionPath],
+                found: dict[str, Manifest | None], unit_of_day: Callable[[str], str],
+                writers: dict[str, PartitionWriter], options: ExportOptions,
+                result: ExportResult) -> list[PartitionResult]:
+    """Store every unit's files first, then commit: a storage failure leaves no unit half-done. A
+    committed unit's writers leave `writers`: their files are the lake's now."""
+    files: dict[str, list[FileInfo]] = {unit: [] for unit in units}
+    for day, writer in writers.items():
+        files[unit_of_day(day)] += writer.close()
+    partitions = []
+    for unit, path in units.items():
+        manifest = target.manifest(path, files[unit], result.watermark, options)
+
+        def forget(unit: str = unit) -> None:
+            for day in [d for d in writers if unit_of_day(d) == unit]:
+                del writers[day]
+
+        removed = commit(storage, path, manifest, based_on=found[unit], on_written=forget)
+        day = date.fromisoformat(unit) if unit != "object" else None
+        partitions.append(PartitionResult(day, path, manifest, storage.uri(path.folder), removed, "full",
+                                          manifest.rows))
+    return partitions
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -93,6 +93,15 @@ class Storage(ABC):
     def spool_dir(self) -> Path:
         """Where files are written before `put_file`."""
         return Path(tempfile.mkdtemp(prefix="bt-pipelines-"))
+
+    @contextmanager
+    def spool(self) -> Iterator[Path]:
+        """A fresh `spool_dir`, removed with whatever is left in it."""
+        folder = self.spool_dir()
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class LocalStorage(Storage):
@@ -183,7 +192,8 @@ class LocalStorage(Storage):
 
 
 class _BucketStorage(Storage):
-    """An object store: keys live under `prefix` in a bucket."""
+    """An object store: keys live under `prefix` in a bucket. Every call is one `_call`: the
+    backend's errors turned into `StorageError`s (`_errors`), transient ones tried again."""
 
     def __init__(self, scheme: str, bucket: str, prefix: str):
         self.prefix = prefix.strip("/")
@@ -198,6 +208,31 @@ class _BucketStorage(Storage):
     def _relative(self, full_keys: Iterable[str]) -> list[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted(key[strip:] for key in full_keys)
+
+    @abstractmethod
+    def _errors(self, action: str, key: str) -> AbstractContextManager[None]: ...
+
+    def _call(self, action: str, key: str, call: Callable[[], T]) -> T:
+        def guarded() -> T:
+            with self._errors(action, key):
+                return call()
+
+        return retrying(guarded)
+
+    @abstractmethod
+    def _upload(self, local: Path, key: str) -> None: ...
+
+    @abstractmethod
+    def _download(self, key: str, local: Path) -> None: ...
+
+    def put_file(self, local: Path, key: str) -> None:
+        self._call("write", key, lambda: self._upload(local, key))
+        local.unlink(missing_ok=True)
+
+    def get_file(self, key: str, spool: Path) -> Path:
+        local = spool / key.rpartition("/")[2]
+        self._call("read", key, lambda: self._download(key, local))
+        return local
 
 
 class S3Storage(_BucketStorage):
@@ -230,62 +265,38 @@ class S3Storage(_BucketStorage):
         raise StorageError(f"S3 could not {action} {self.uri(key)}: {reason}; check that the bucket exists, the "
                            "endpoint, and that the credentials may write to it", transient=transient)
 
-    def put_file(self, local: Path, key: str) -> None:
-        def upload() -> None:
-            with self._errors("write", key):
-                self.client.upload_file(str(local), self.bucket, self._key(key), Config=self.transfer)
+    def _upload(self, local: Path, key: str) -> None:
+        self.client.upload_file(str(local), self.bucket, self._key(key), Config=self.transfer)
 
-        retrying(upload)
-        local.unlink(missing_ok=True)
+    def _download(self, key: str, local: Path) -> None:
+        self.client.download_file(self.bucket, self._key(key), str(local), Config=self.transfer)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        def put() -> None:
-            with self._errors("write", key):
-                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-
-        retrying(put)
+        self._call("write", key, lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data))
 
     def get_bytes(self, key: str) -> bytes | None:
         def get() -> bytes | None:
-            with self._errors("read", key):
-                try:
-                    return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-                except self.client.exceptions.NoSuchKey:
-                    return None
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            except self.client.exceptions.NoSuchKey:
+                return None
 
-        return retrying(get)
-
-    def get_file(self, key: str, spool: Path) -> Path:
-        local = spool / key.rpartition("/")[2]
-
-        def download() -> None:
-            with self._errors("read", key):
-                self.client.download_file(self.bucket, self._key(key), str(local), Config=self.transfer)
-
-        retrying(download)
-        return local
+        return self._call("read", key, get)
 
     def list(self, prefix: str) -> list[str]:
         def listing() -> list[str]:
-            keys = []
-            with self._errors("list", prefix):
-                paginator = self.client.get_paginator("list_objects_v2")
-                for page in paginator.paginate(Bucket=self.bucket, Prefix=self._folder(prefix)):
-                    keys += [obj["Key"] for obj in page.get("Contents", [])]
-            return keys
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                          Prefix=self._folder(prefix))
+            return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
-        return self._relative(retrying(listing))
+        return self._relative(self._call("list", prefix, listing))
 
     def delete(self, keys: Iterable[str]) -> None:
         keys = [self._key(k) for k in keys]
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": k} for k in keys[start : start + 1000]]
-
-            def delete(chunk: list[dict[str, str]] = chunk) -> dict[str, Any]:
-                with self._errors("delete", chunk[0]["Key"]):
-                    return self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
-
-            answer = retrying(delete)
+            answer = self._call("delete", chunk[0]["Key"], lambda chunk=chunk: self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}))
             if answer.get("Errors"):
                 first = answer["Errors"][0]
                 raise StorageError(f"S3 could not delete {len(answer['Errors'])} objects, e.g. {first.get('Key')}: "
@@ -312,59 +323,40 @@ class GCSStorage(_BucketStorage):
             raise StorageError(f"GCS could not {action} {self.uri(key)}: {exc}; check that the bucket exists "
                                "and the credentials may write to it", transient=transient) from None
 
-    def put_file(self, local: Path, key: str) -> None:
-        def upload() -> None:
-            with self._errors("write", key):
-                self.bucket.blob(self._key(key)).upload_from_filename(str(local))
+    def _upload(self, local: Path, key: str) -> None:
+        self.bucket.blob(self._key(key)).upload_from_filename(str(local))
 
-        retrying(upload)
-        local.unlink(missing_ok=True)
+    def _download(self, key: str, local: Path) -> None:
+        self.bucket.blob(self._key(key)).download_to_filename(str(local))
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        def put() -> None:
-            with self._errors("write", key):
-                self.bucket.blob(self._key(key)).upload_from_string(data)
-
-        retrying(put)
+        self._call("write", key, lambda: self.bucket.blob(self._key(key)).upload_from_string(data))
 
     def get_bytes(self, key: str) -> bytes | None:
         from google.api_core.exceptions import NotFound
 
         def get() -> bytes | None:
-            with self._errors("read", key):
-                try:
-                    return self.bucket.blob(self._key(key)).download_as_bytes()
-                except NotFound:
-                    return None
+            try:
+                return self.bucket.blob(self._key(key)).download_as_bytes()
+            except NotFound:
+                return None
 
-        return retrying(get)
-
-    def get_file(self, key: str, spool: Path) -> Path:
-        local = spool / key.rpartition("/")[2]
-
-        def download() -> None:
-            with self._errors("read", key):
-                self.bucket.blob(self._key(key)).download_to_filename(str(local))
-
-        retrying(download)
-        return local
+        return self._call("read", key, get)
 
     def list(self, prefix: str) -> list[str]:
-        def listing() -> list[str]:
-            with self._errors("list", prefix):
-                return [b.name for b in self.client.list_blobs(self.bucket_name, prefix=self._folder(prefix))]
-
-        return self._relative(retrying(listing))
+        blobs = self._call("list", prefix, lambda: list(self.client.list_blobs(self.bucket_name,
+                                                                                prefix=self._folder(prefix))))
+        return self._relative(b.name for b in blobs)
 
     def delete(self, keys: Iterable[str]) -> None:
         from google.api_core.exceptions import NotFound
 
-        for key in keys:
-            def delete(key: str = key) -> None:
-                with self._errors("delete", key), suppress(NotFound):
-                    self.bucket.blob(self._key(key)).delete()
+        def delete(key: str) -> None:
+            with suppress(NotFound):
+                self.bucket.blob(self._key(key)).delete()
 
-            retrying(delete)
+        for key in keys:
+            self._call("delete", key, lambda key=key: delete(key))
 
 
 def parse_destination(destination: str) -> tuple[str, str, str]:

@@ -117,7 +117,7 @@ class PageReader:
     def __init__(self, client: BraintrustClient, kind: str, object_id: str, where: str | None, *,
                  version: str | None, shape: str = "spans", page_size: int = MAX_PAGE, prefetch: int = 2,
                  select: str = "*", preview_length: int | None = None,
-                 decode: Callable[[bytes], Sequence[Any]] = json_lines):
+                 decode: Callable[[bytes], list[Any]] = json_lines):
         self.client = client
         self.decode = decode
         self.kind, self.object_id, self.where, self.shape = kind, object_id, where, shape
@@ -139,7 +139,7 @@ class PageReader:
 
     def _take(self, page: RawPage, held: list[Any]) -> tuple[list[Any], list[Any]]:
         """A fetched page's rows to hand on, and the rows to hold back until the next page."""
-        rows = list(self.decode(page.body)) if page.body else []
+        rows = self.decode(page.body) if page.body else []
         self.stats.rows += len(rows)
         if held and page.repeats == held[0]["_pagination_key"]:
             # This page starts with those rows again (keys ascend), in their snapshot versions.

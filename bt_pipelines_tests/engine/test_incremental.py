@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -20,7 +18,7 @@ from bt_pipelines.sink.schema import PROJECT_LOGS
 from bt_pipelines.sink.storage import Storage, open_storage
 from bt_pipelines.source.client import BraintrustClient, RetryPolicy
 
-from ..lakeview import assert_folder_is_manifest, lake_pairs, partition_rows, source_pairs
+from ..lakeview import assert_folder_is_manifest, edit_manifest, lake_pairs, partition_rows, source_pairs
 
 TODAY = datetime.now(UTC).date()
 DAYS = [TODAY - timedelta(days=2), TODAY - timedelta(days=1), TODAY]
@@ -70,12 +68,14 @@ def rows_by_day(storage: Storage, target: ExportTarget, days=DAYS) -> dict[date,
     return {d: sorted(partition_rows(storage, target.day_path(d)), key=lambda r: r["id"]) for d in days}
 
 
-def edit_manifest(storage: Storage, path, edit: Callable[[Manifest], Any]) -> Any:
-    """Change a committed manifest in place, as a bug or another tool could have; returns what `edit` did."""
-    manifest = read_manifest(storage, path)
-    done = edit(manifest)
-    storage.put_bytes(path.manifest_key, manifest.to_json())
-    return done
+def exported(bt, tmp_path, day: date, rows: int, *, filter: str | None = None,
+             **options) -> tuple[ExportTarget, list[str], Storage]:
+    """A new project with `rows` rows logged on `day`, synced once into a lake at `tmp_path`."""
+    target = new_project(bt, filter=filter)
+    ids = insert(bt, target, day, rows)
+    storage = open_storage(str(tmp_path))
+    sync(bt, storage, target, **options)
+    return target, ids, storage
 
 
 def full_export(bt, target: ExportTarget, fmt: str) -> dict[date, list[dict]]:
@@ -135,10 +135,7 @@ def test_incremental_syncs_always_equal_a_fresh_full_export(bt, steps, fmt, filt
 
 # -- the behaviours, one at a time ---------------------------------------------------------------------
 def test_nothing_changed_reads_no_rows_and_commits_nothing(bt, tmp_path):
-    target = new_project(bt)
-    insert(bt, target, DAYS[0], 20)
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target)
+    target, _, storage = exported(bt, tmp_path, DAYS[0], 20)
     before = read_manifest(storage, target.day_path(DAYS[0]))
     again = sync(bt, storage, target)
     assert again.rows_read == 0 and again.pages == 0
@@ -147,10 +144,7 @@ def test_nothing_changed_reads_no_rows_and_commits_nothing(bt, tmp_path):
 
 
 def test_new_rows_go_into_new_files_and_the_old_files_stay(bt, tmp_path):
-    target = new_project(bt)
-    insert(bt, target, DAYS[1], 30)
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target, **SMALL_FILES)
+    target, _, storage = exported(bt, tmp_path, DAYS[1], 30, **SMALL_FILES)
     old = {f.key for f in read_manifest(storage, target.day_path(DAYS[1])).files}
     insert(bt, target, DAYS[1], 5, start=100)
     result = sync(bt, storage, target, **SMALL_FILES)
@@ -161,10 +155,7 @@ def test_new_rows_go_into_new_files_and_the_old_files_stay(bt, tmp_path):
 
 
 def test_an_update_rewrites_only_the_file_that_held_the_row(bt, tmp_path):
-    target = new_project(bt)
-    ids = insert(bt, target, DAYS[1], 40)
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target, **SMALL_FILES)
+    target, ids, storage = exported(bt, tmp_path, DAYS[1], 40, **SMALL_FILES)
     before = read_manifest(storage, target.day_path(DAYS[1]))
     assert len(before.files) >= 5
     merge(bt, target, [ids[17]], scores={"late": 1.0})
@@ -179,10 +170,7 @@ def test_an_update_rewrites_only_the_file_that_held_the_row(bt, tmp_path):
 
 
 def test_a_filtered_export_drops_a_row_that_stopped_matching(bt, tmp_path):
-    target = new_project(bt, filter="scores.q >= 0.5")
-    ids = insert(bt, target, DAYS[2], 10)  # q = 0.0 ... 0.9: five match
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target)
+    target, ids, storage = exported(bt, tmp_path, DAYS[2], 10, filter="scores.q >= 0.5")  # q = 0.0 ... 0.9: five match
     assert read_manifest(storage, target.day_path(DAYS[2])).rows == 5
     merge(bt, target, [ids[9]], scores={"q": 0.1})  # leaves the filter
     merge(bt, target, [ids[0]], scores={"q": 0.9})  # enters it
@@ -193,10 +181,7 @@ def test_a_filtered_export_drops_a_row_that_stopped_matching(bt, tmp_path):
 
 
 def test_a_deleted_row_leaves_the_lake_with_the_next_refresh(bt, tmp_path):
-    target = new_project(bt)
-    ids = insert(bt, target, DAYS[0], 12)
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target)
+    target, ids, storage = exported(bt, tmp_path, DAYS[0], 12)
     delete(bt, target, ids[:2])
     result = sync(bt, storage, target)  # no row to read, but the count no longer matches: read whole
     assert result.reconciled == [DAYS[0].isoformat()]
@@ -206,10 +191,7 @@ def test_a_deleted_row_leaves_the_lake_with_the_next_refresh(bt, tmp_path):
 
 
 def test_a_reconcile_repairs_a_partition_that_differs_even_when_nothing_was_written(bt, tmp_path):
-    target = new_project(bt)
-    insert(bt, target, DAYS[1], 12)
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target)
+    target, _, storage = exported(bt, tmp_path, DAYS[1], 12)
     path = target.day_path(DAYS[1])
     lost = edit_manifest(storage, path, lambda m: m.files.pop())  # as if a row written below the watermark was missed
     storage.delete([lost.key])
@@ -252,10 +234,7 @@ def test_small_files_of_many_refreshes_are_merged_once_there_are_too_many(bt, tm
 def test_a_partition_committed_by_another_run_meanwhile_is_left_as_that_run_made_it(bt, tmp_path, monkeypatch):
     from bt_pipelines.engine import incremental
 
-    target = new_project(bt)
-    ids = insert(bt, target, DAYS[1], 10)
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target)
+    target, ids, storage = exported(bt, tmp_path, DAYS[1], 10)
     merge(bt, target, ids[:1], tags=["x"])
     real_check = incremental.differing_units
 
@@ -273,10 +252,7 @@ def test_a_partition_committed_by_another_run_meanwhile_is_left_as_that_run_made
 
 @pytest.mark.parametrize("change", ["format", "filter"])
 def test_a_changed_format_or_filter_reads_the_partition_whole(bt, tmp_path, change):
-    target = new_project(bt)
-    insert(bt, target, DAYS[0], 10)
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target)
+    target, _, storage = exported(bt, tmp_path, DAYS[0], 10)
     if change == "format":
         result = sync(bt, storage, target, format="jsonl")
     else:
@@ -299,10 +275,7 @@ def test_copy_on_write_works_on_every_backend(bt, lake):
 
 
 def test_a_source_older_than_the_lake_is_read_whole(bt, tmp_path):
-    target = new_project(bt)
-    insert(bt, target, DAYS[2], 6)
-    storage = open_storage(str(tmp_path))
-    sync(bt, storage, target)
+    target, _, storage = exported(bt, tmp_path, DAYS[2], 6)
     path = target.day_path(DAYS[2])
     def newer_history_one_row_more(manifest: Manifest) -> None:  # as if the lake had seen a newer history
         manifest.watermark = str(int(manifest.watermark) + 10**12)

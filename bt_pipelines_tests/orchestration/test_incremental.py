@@ -15,7 +15,7 @@ from bt_pipelines.sink.layout import PartitionPath
 from bt_pipelines.sink.manifest import read_manifest
 from bt_pipelines.sink.storage import open_storage
 
-from ..lakeview import lake_pairs, source_pairs
+from ..lakeview import edit_manifest, lake_pairs, source_pairs
 from .conftest import use_emulator
 
 TODAY = datetime.now(UTC).date()
@@ -122,9 +122,11 @@ def test_a_rewind_of_three_days_leaves_exactly_the_source_rows(setup):
     rewind = dg.RunRequest(asset_selection=SHAPES["spans"], tags={
         "dagster/asset_partition_range_start": DAYS[1].isoformat(),
         "dagster/asset_partition_range_end": DAYS[3].isoformat(), "bt_pipelines/full_refresh": "true"})
-    assert execute(defs, instance, rewind).success
+    result = execute(defs, instance, rewind)
+    assert result.success
+    events = result.get_asset_materialization_events()
+    assert {e.materialization.metadata["mode"].value for e in events} == {"full"}  # read whole, not refreshed
     assert_logs_equal_source(storage, bt)
-    assert doomed not in {i for i, _ in lake_pairs(storage, _path(DAYS[1]))}
 
 
 def schedule_context(defs, instance, at) -> dg.ScheduleEvaluationContext:
@@ -141,8 +143,13 @@ def test_the_schedules_close_yesterday_and_reconcile_the_last_days(setup):
 
     for request in tick(defs, instance, SENSOR, None)[0]:
         assert execute(defs, instance, request, SENSOR).success
-    doomed = sorted(lake_pairs(storage, _path(DAYS[0])))[0][0]
-    bt.store.write([("project_logs", project_id(bt), {"id": doomed, "_object_delete": True})])
+    # Lose a file of the lake: nothing is written to Braintrust, so only a reconcile can notice.
+    lost = edit_manifest(storage, _path(DAYS[0]), lambda m: m.files.pop())
+    storage.delete([lost.key])
+    broken = lake_pairs(storage, _path(DAYS[0]))
+    plain = dg.RunRequest(asset_selection=SHAPES["spans"], partition_key=DAYS[0].isoformat())
+    assert execute(defs, instance, plain).success
+    assert lake_pairs(storage, _path(DAYS[0])) == broken  # nothing new: an ordinary run reads nothing
     reconcile = defs.resolve_schedule_def("braintrust__checkout_assistant__reconcile")
     [request] = reconcile.evaluate_tick(schedule_context(defs, instance, at)).run_requests
     assert partition_days(request) == [d.isoformat() for d in DAYS]  # the start date cuts the 7 days to 4
