@@ -56,7 +56,6 @@ def _check(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     """Export days of one project's logs, with a progress line when a person watches."""
-    from collections import Counter
     from datetime import UTC, date, datetime, timedelta
 
     from .engine.sync import ExportTarget, export_days
@@ -91,9 +90,8 @@ def _export(args: argparse.Namespace) -> int:
         return 1
     if watching:
         print(file=sys.stderr)
-    modes = ", ".join(f"{n} {mode}" for mode, n in Counter(p.mode for p in result.partitions).items())
     print(f"{result.rows_written:,} rows of {found.name!r} in {len(result.partitions)} partitions "
-          f"({days[0]}..{days[-1]}: {modes}); {result.rows_read:,} rows read in {result.pages} pages, "
+          f"({days[0]}..{days[-1]}: {result.modes()}); {result.rows_read:,} rows read in {result.pages} pages, "
           f"{result.rows_changed:,} changed, {result.seconds:.1f}s, {result.retries} retries")
     return 0
 

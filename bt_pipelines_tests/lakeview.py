@@ -91,3 +91,12 @@ def edit_manifest(storage: Storage, path, edit: Callable[[Manifest], Any]) -> An
     done = edit(manifest)
     storage.put_bytes(path.manifest_key, manifest.to_json())
     return done
+
+
+def assert_lake_equals_source(bt: RunningEmulator, storage: Storage, target: Any, days: list[date]) -> None:
+    """Each day's partition holds exactly the source's (id, _xact_id) pairs (the target's filter
+    applied), and its folder holds exactly what its manifest lists."""
+    for day in days:
+        path = target.day_path(day)
+        assert lake_pairs(storage, path) == source_pairs(bt, target.object_id, day, target.filter), day
+        assert_folder_is_manifest(storage, path)

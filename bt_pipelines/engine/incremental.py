@@ -42,7 +42,7 @@ from ..source.client import BraintrustClient
 from ..source.reader import PageReader
 from .model import ExportOptions, ExportResult, ExportTarget, PartitionResult, Progress
 from .reconcile import differing_units
-from .routing import closing, new_writer, page_rows, routed_pages, utc_day
+from .routing import by_day, closing, new_writer, page_rows, routed_pages, utc_day
 
 _DATE_FOLDER = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 
@@ -212,7 +212,7 @@ def _rewrite(storage: Storage, target: ExportTarget, unit: Unit, result: ExportR
             files += writer.close()
             changed += len(drop)
             result.files_rewritten += 1
-    for day, part in _by_day(maybe):  # in some file's key range but in no file: new rows after all
+    for day, part in by_day(maybe):  # in some file's key range but in no file: new rows after all
         writer = _fresh_writer(storage, target, unit, day, options, spool)
         for batch in part.to_batches():
             writer.add(batch)
@@ -228,13 +228,6 @@ def _ids_in_range(info: FileInfo, maybe: pa.Table, gone: pa.Table | None) -> pa.
     tables = [t for t in (maybe, gone) if t is not None]
     found = [t.column("id").filter(_in_range(info, t.column("_pagination_key"))) for t in tables]
     return pa.chunked_array([c for f in found for c in f.chunks], pa.string()).combine_chunks()
-
-
-def _by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    if not table.num_rows:
-        return []
-    days = pc.cast(table.column("created"), pa.date32())
-    return [(day.isoformat(), table.filter(pc.equal(days, day))) for day in pc.unique(days).to_pylist()]
 
 
 def _day_of_file(key: str) -> date:

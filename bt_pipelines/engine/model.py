@@ -135,6 +135,11 @@ class ExportResult:
         self.heavy_pages += stats.heavy_pages
         self.stale_replaced += stats.stale_replaced
 
+    def modes(self) -> str:
+        """How the partitions were brought up to date: `2 incremental, 1 unchanged`."""
+        counts = {mode: sum(p.mode == mode for p in self.partitions) for mode in ("full", "incremental", "unchanged")}
+        return ", ".join(f"{n} {mode}" for mode, n in counts.items() if n)
+
     def add(self, other: ExportResult) -> None:
         """Fold another export's result into this one (a run of several objects reports one total)."""
         for name in (f.name for f in fields(self)):

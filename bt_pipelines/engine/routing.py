@@ -42,7 +42,7 @@ def routed_pages(pages: Iterable[list[Any]], schema: TableSchema, units: Iterabl
         rows, dropped = latest_per_id(page)
         result.rows_read += len(page)
         result.duplicates_dropped += dropped
-        yield rows, list(parts_by_day(schema, rows, allowed))
+        yield rows, parts_by_day(schema, rows, allowed)
         if on_progress and number % options.progress_every_pages == 0:
             day = utc_day(rows[-1]["created"]) if rows else None
             on_progress(result.progress(number, started, client.stats.retries, day))
@@ -67,24 +67,32 @@ def latest_per_id(page: list[Any]) -> tuple[list[Any], int]:
 
 
 def parts_by_day(schema: TableSchema, rows: list[Any], allowed: set[str] | None = None,
-                 ) -> Iterator[tuple[str, pa.RecordBatch]]:
+                 ) -> list[tuple[str, pa.RecordBatch]]:
     """Convert a page to Arrow once, then split it by the UTC day of each row (`YYYY-MM-DD`)."""
     if not rows:
-        return
+        return []
     batch = to_batch(schema, rows)
+    day_of = None
     if isinstance(rows[0], dict) and "__day" in rows[0]:  # whole-trace rows carry their trace's day
         day_of = pa.array([row["__day"] for row in rows], pa.string())
-    else:  # `created` is UTC in the batch already
-        day_of = pc.cast(pc.cast(batch.column("created"), pa.date32()), pa.string())
-    unique = set(pc.unique(day_of).to_pylist())
-    if allowed is not None and unique - allowed:
-        raise RuntimeError(f"Braintrust returned rows created on {sorted(unique - allowed)}, outside the requested "
-                           f"days {sorted(allowed)}; the lake was not changed")
-    if len(unique) == 1:
-        yield unique.pop(), batch
-        return
-    for day in sorted(unique):
-        yield day, batch.filter(pc.equal(day_of, day))
+    parts = by_day(batch, day_of)
+    outside = {day for day, _ in parts} - allowed if allowed is not None else set()
+    if outside:
+        raise RuntimeError(f"Braintrust returned rows created on {sorted(outside)}, outside the requested "
+                           f"days {sorted(allowed or ())}; the lake was not changed")
+    return parts
+
+
+def by_day(data: pa.RecordBatch | pa.Table, day_of: pa.Array | None = None) -> list[tuple[str, Any]]:
+    """`data` split by UTC day (`YYYY-MM-DD`): each row's `created` day (UTC already), or `day_of`."""
+    if not data.num_rows:
+        return []
+    if day_of is None:
+        day_of = pc.cast(pc.cast(data.column("created"), pa.date32()), pa.string())
+    days = sorted(pc.unique(day_of).to_pylist())
+    if len(days) == 1:
+        return [(days[0], data)]
+    return [(day, data.filter(pc.equal(day_of, day))) for day in days]
 
 
 def utc_day(created: str) -> str:

@@ -381,9 +381,7 @@ def _files(count: int) -> str:
 
 
 def _summary_line(result: ExportResult) -> str:
-    modes = ", ".join(f"{sum(p.mode == m for p in result.partitions)} {m}" for m in ("full", "incremental", "unchanged")
-                      if any(p.mode == m for p in result.partitions))
-    return (f"done: {len(result.partitions)} partitions ({modes}) holding {result.rows_written:,} rows in "
+    return (f"done: {len(result.partitions)} partitions ({result.modes()}) holding {result.rows_written:,} rows in "
             f"{sum(len(p.manifest.files) for p in result.partitions)} files; {result.rows_read:,} rows read in "
             f"{result.pages} pages, {result.rows_changed:,} changed, {_files(result.files_rewritten)} rewritten, "
             f"{result.retries} retries, {result.seconds:.1f}s")

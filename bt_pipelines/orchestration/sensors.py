@@ -60,8 +60,9 @@ def build_change_sensor(config: ExportConfig, project: ProjectConfig,
             changed = {shape: _changed_days(client, found.id, shape, since) for shape in assets_by_shape}
         newest = max([since or "0", *(top for days in changed.values() for top in days.values())], key=int)
         requests = []
+        today = datetime.now(UTC).date()
         for shape, days in changed.items():
-            wanted = [d for d in days if project.start <= d <= datetime.now(UTC).date()]
+            wanted = [d for d in days if project.start <= d <= today]
             for span in split_ranges(contiguous_ranges(wanted), config.max_partitions_per_run):
                 key = f"{shape}:{since}:{newest}:{span[0]}"
                 requests.append(range_request(assets_by_shape[shape], span, run_key=key,

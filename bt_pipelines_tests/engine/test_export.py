@@ -21,7 +21,8 @@ from bt_pipelines.source.client import BraintrustClient, RetryPolicy
 from bt_pipelines.source.errors import AuthError, NotFoundError, QueryRejected
 from bt_pipelines.source.reader import PageReader
 
-from ..lakeview import assert_folder_is_manifest, lake_pairs, source_pairs
+from ..lakeview import assert_lake_equals_source as lake_equals_source
+from ..lakeview import lake_pairs, source_pairs
 
 DAYS = 4
 TODAY = datetime.now(UTC).date()
@@ -52,10 +53,7 @@ def export(bt, lake_storage, days=ALL_DAYS, target=None, **options):
 
 
 def assert_lake_equals_source(bt, storage, target, days=ALL_DAYS):
-    for day in days:
-        path = target.day_path(day)
-        assert lake_pairs(storage, path) == source_pairs(bt, target.object_id, day), day
-        assert_folder_is_manifest(storage, path)
+    lake_equals_source(bt, storage, target, days)
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
